@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             stage_evaluate(config)
         else:
             globals()[f"stage_{args.stage}"](config, args.dataset)
-    except (ConfigError, FileNotFoundError, KeyError, RuntimeError, ValueError) as err:
+    except (ConfigError, OSError, KeyError, RuntimeError, ValueError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"fer-age {args.stage}: error: {message}", file=sys.stderr)
         return 1

@@ -1,0 +1,86 @@
+"""Figures written by the pipeline (never by notebooks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def plot_history(history: pd.DataFrame, title: str, path: Path) -> None:
+    """Accuracy and loss curves, train vs validation, per epoch."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("accuracy", "loss")):
+        ax.plot(history["epoch"], history[metric], marker="o", label="train")
+        ax.plot(history["epoch"], history[f"val_{metric}"], marker="o", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_heatmap(matrix: pd.DataFrame, title: str, path: Path, annotations: pd.DataFrame | None = None) -> None:
+    """A train x test heatmap of a score in [0, 1], each cell annotated."""
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * matrix.shape[1], 1.2 + 1.0 * matrix.shape[0]))
+    image = ax.imshow(matrix.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=30, ha="right")
+    ax.set_yticks(range(matrix.shape[0]), matrix.index)
+    ax.set_xlabel("test")
+    ax.set_ylabel("train")
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            text = annotations.iat[i, j] if annotations is not None else f"{matrix.iat[i, j]:.2f}"
+            ax.text(j, i, text, ha="center", va="center", color="white", fontsize=8)
+    fig.colorbar(image, ax=ax)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_confusion_grid(matrices: dict[str, np.ndarray], labels: list[str], path: Path) -> None:
+    """One confusion matrix (rows true, columns predicted) per train/test pair."""
+    n = len(matrices)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.8 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (title, matrix) in zip(axes.flat, matrices.items()):
+        ax.imshow(matrix, cmap="Blues")
+        ax.set_xticks(range(len(labels)), labels, rotation=45, fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, int(value), ha="center", va="center", fontsize=7)
+        ax.set_title(title, fontsize=8)
+    fig.supxlabel("predicted")
+    fig.supylabel("true")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_gallery(images: list[np.ndarray], captions: list[str], path: Path) -> None:
+    """A grid of misclassified test faces, each captioned 'true -> predicted'."""
+    n = max(len(images), 1)
+    cols = min(n, 6)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, caption in zip(axes.flat, images, captions):
+        ax.imshow(image)
+        ax.set_title(caption, fontsize=6)
+    if not images:
+        axes.flat[0].text(0.5, 0.5, "no misclassified test images", ha="center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
