@@ -44,7 +44,7 @@ def project(tmp_path: Path):
     """A fresh git + DVC checkout of this project (code, dvc.yaml, tiny params) in a temp folder."""
     root = tmp_path / "project"
     root.mkdir()
-    for item in ("dvc.yaml", "src", ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore"):
+    for item in ("dvc.yaml", "src", ".dvc/config", ".dvc/.gitignore", ".dvc/plots", ".dvcignore", ".gitignore"):
         source = REPO / item
         if source.is_dir():
             shutil.copytree(source, root / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

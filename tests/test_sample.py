@@ -45,7 +45,8 @@ def test_mtcnn_detects_the_synthetic_faces(tmp_path):
     for group in ("child", "adult", "older"):
         generate_dataset(tmp_path / group, group, group, LABELS, subjects=6, images_per_emotion=2,
                          scene_size=224, seed=42)
-        images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted((tmp_path / group).rglob("*.png"))]
+        paths = sorted((tmp_path / group).rglob("*.png"))
+        images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
         found = detector.detect(images)
         rates[group] = np.mean([best_face(f) is not None for f in found])
     print("MTCNN detection rate per age group:", rates)

@@ -34,7 +34,8 @@ def _crop_dir(tmp_path, subjects=10, per_subject=2, duplicates=True):
     return root
 
 
-def _split(tmp_path, out="splits", cfg=SplitConfig(), seed=42, **kwargs):
+def _split(tmp_path, out="splits", cfg=None, seed=42, **kwargs):
+    cfg = cfg or SplitConfig()
     crop = _crop_dir(tmp_path, **kwargs) if not (tmp_path / "cropped").exists() else tmp_path / "cropped"
     manifest = run_split(crop, tmp_path / out, r"_(s\d+)_", 16, cfg, seed, LABELS)
     return manifest, tmp_path / out
