@@ -48,7 +48,7 @@ def test_repro_then_experiments(project):
     assert "Running stage" not in second
 
     # MLflow: one training run per dataset, with params, per-epoch metrics, tags and artifacts
-    client = _runs_client = _client(project)
+    client = _client(project)
     training = _runs(client, "tags.stage = 'train'")
     assert sorted(r.data.tags["dataset"] for r in training) == ["SAMPLE-CHILD", "SAMPLE-OLDER"]
     for r in training:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -143,8 +143,6 @@ def _crop_batch(batch, raw_dir, out_dir, name, cfg, detectors, used) -> None:
 
 
 def _rescale_face(face, factor: float):
-    from dataclasses import replace
-
     def point(p):
         return None if p is None else (p[0] * factor, p[1] * factor)
 
