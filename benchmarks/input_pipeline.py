@@ -14,6 +14,7 @@ import numpy as np
 from fer_age.config import load_config
 from fer_age.data import load_split, make_dataset
 from fer_age.models import build_model, preprocessing_fn
+from fer_age.train import resolved_hyperparameters
 
 
 def fitted_images_per_second(fit_input, n_images: int, epochs: int, config, **fit_kwargs) -> float:
@@ -32,7 +33,7 @@ def main() -> None:
     config = load_config()
     images, labels = load_split(split_dir, "train")
     preprocess = preprocessing_fn(config.model, "rescale")
-    batch = config.train.batch_size
+    batch = resolved_hyperparameters(config)["batch_size"]
     pipeline = make_dataset(images, labels, batch, preprocess, training=True)
     tensors = (np.asarray(preprocess(np.asarray(images, np.float32))), labels)
     print(f"{len(labels)} images, {config.model} at {config.img_size} px, batch {batch}, {epochs} epochs")

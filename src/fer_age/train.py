@@ -42,7 +42,7 @@ def resolved_hyperparameters(config: Config) -> dict:
     return {
         "model": config.model, "head": config.head, "img_size": config.img_size,
         "epochs": t.epochs or spec.epochs, "learning_rate": t.learning_rate or spec.learning_rate,
-        "batch_size": t.batch_size, "weights": t.weights if spec.pretrained else "none",
+        "batch_size": t.batch_size or spec.batch_size, "weights": t.weights if spec.pretrained else "none",
         "preprocessing": preprocessing,
         "fine_tune_layers": t.fine_tune_layers if t.fine_tune_layers is not None else spec.fine_tune_layers,
         "seed": config.seed, "augment": t.augment, "class_weights": t.class_weights,
@@ -100,9 +100,9 @@ def fit(config: Config, split_dir: Path, records: list[dict]):
     x_train, y_train = load_split(split_dir, "train")
     x_valid, y_valid = load_split(split_dir, "valid")
     preprocess = preprocessing_fn(config.model, hp["preprocessing"])
-    train_ds = make_dataset(x_train, y_train, t.batch_size, preprocess, training=True, augment=t.augment,
+    train_ds = make_dataset(x_train, y_train, hp["batch_size"], preprocess, training=True, augment=t.augment,
                             seed=config.seed)
-    valid_ds = make_dataset(x_valid, y_valid, t.batch_size, preprocess)
+    valid_ds = make_dataset(x_valid, y_valid, hp["batch_size"], preprocess)
     gpus = tf.config.list_physical_devices("GPU")
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     with strategy.scope():
