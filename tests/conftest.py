@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fer_age.config import STUDY_LABELS
+
 REPO = Path(__file__).resolve().parents[1]
+LABELS = list(STUDY_LABELS)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # the commands (dvc, fer-age) of the environment running the tests come first
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"

@@ -1,13 +1,12 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import LABELS
 from PIL import Image
 
 from fer_age.config import CropConfig
 from fer_age.crop import NoUsableImagesError, load_image, run_crop
 from fer_age.detect import Face, HaarDetector, NoDetector, crop_face
-
-LABELS = ["Angry", "Fear", "Happy", "Sad"]
 
 
 def _face_like(size=(60, 40)) -> Image.Image:

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_params
+from conftest import LABELS, tiny_params
 
 from fer_age.config import config_from_dict
 from fer_age.evaluate import (
@@ -16,8 +16,6 @@ from fer_age.evaluate import (
     prediction_frame,
 )
 from fer_age.train import degenerate_reason
-
-LABELS = ["Angry", "Fear", "Happy", "Sad"]
 
 
 @pytest.fixture
@@ -95,6 +93,9 @@ def test_metrics_file_and_headline(predictions, config):
     assert metrics["cross_age"]["child_on_older"]["n"] == 8
     assert metrics["cross_dataset"]["SAMPLE-OLDER_on_SAMPLE-CHILD"]["accuracy"] == 0.25
     assert metrics["headline"]["older"] == {"own_group_accuracy": 0.25, "other_group_accuracy": 0.25}
+    own_only = cross_age[cross_age["train_age_group"] == cross_age["test_age_group"]]
+    assert headline(own_only).empty  # no other-group side: no headline statement, in metrics or report
+    assert metrics_dict(own_only, cross_dataset_table(predictions, config), headline(own_only))["headline"] == {}
 
 
 def test_bootstrap_is_seeded_and_matches_sklearn():

@@ -2,11 +2,10 @@ import hashlib
 
 import cv2
 import numpy as np
+from conftest import LABELS
 
 from fer_age.datasets import discover, subject_id
 from fer_age.sample import generate_dataset
-
-LABELS = ["Angry", "Fear", "Happy", "Sad"]
 
 
 def _digest(folder):

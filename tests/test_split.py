@@ -3,12 +3,11 @@ import hashlib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import LABELS
 from PIL import Image
 
 from fer_age.config import SplitConfig
 from fer_age.split import SplitError, group_ids, run_split
-
-LABELS = ["Angry", "Fear", "Happy", "Sad"]
 
 
 def _crop_dir(tmp_path, subjects=10, per_subject=2, duplicates=True):

@@ -153,16 +153,19 @@ def _score_entry(row: pd.Series) -> dict:
 
 
 def headline(cross_age: pd.DataFrame) -> pd.DataFrame:
-    """Own-group vs other-group accuracy per training age group (the study's headline)."""
+    """Own-group vs other-group accuracy per training age group (the study's headline).
+
+    Groups tested only on their own age group, or never on it, are left out.
+    """
     rows = []
     for group, part in cross_age.groupby("train_age_group", sort=False):
         own = part[part["test_age_group"] == group]
         other = part[part["test_age_group"] != group]
-        rows.append({"train_age_group": group,
-                     "own_group_accuracy": float(own["accuracy"].iat[0]) if len(own) else np.nan,
-                     "other_group_accuracy": float(np.average(other["accuracy"], weights=other["n"]))
-                     if len(other) else np.nan})
-    return pd.DataFrame(rows)
+        if own.empty or other.empty:  # no statement without both sides
+            continue
+        rows.append({"train_age_group": group, "own_group_accuracy": float(own["accuracy"].iat[0]),
+                     "other_group_accuracy": float(np.average(other["accuracy"], weights=other["n"]))})
+    return pd.DataFrame(rows, columns=["train_age_group", "own_group_accuracy", "other_group_accuracy"])
 
 
 def metrics_dict(cross_age: pd.DataFrame, cross_dataset: pd.DataFrame, heads: pd.DataFrame) -> dict:
@@ -173,9 +176,14 @@ def metrics_dict(cross_age: pd.DataFrame, cross_dataset: pd.DataFrame, heads: pd
                           for _, r in cross_dataset.iterrows()},
         "headline": {r.train_age_group: {"own_group_accuracy": round(r.own_group_accuracy, 4),
                                          "other_group_accuracy": round(r.other_group_accuracy, 4)}
-                     for r in heads.itertuples() if not np.isnan(r.own_group_accuracy)
-                     and not np.isnan(r.other_group_accuracy)},
+                     for r in heads.itertuples()},
     }
+
+
+def with_ci(table: pd.DataFrame, score: str, digits: int, sep: str) -> list[str]:
+    """``score`` of each row as text with its confidence interval, e.g. ``0.833 [0.729, 0.917]``."""
+    return [f"{v:.{digits}f}{sep}[{lo:.{digits}f}, {hi:.{digits}f}]"
+            for v, lo, hi in zip(table[score], table[f"{score}_ci_low"], table[f"{score}_ci_high"])]
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -189,19 +197,14 @@ def markdown_table(frame: pd.DataFrame) -> str:
 def report_markdown(cross_age: pd.DataFrame, heads: pd.DataFrame, infos: list[dict], level: float) -> str:
     """results/report.md: the cross-age table and the study's headline statements, computed."""
     pct = f"{level:.0%}"
-    table = cross_age.assign(
-        accuracy_ci=[f"{a:.3f} [{lo:.3f}, {hi:.3f}]" for a, lo, hi in
-                     zip(cross_age["accuracy"], cross_age["accuracy_ci_low"], cross_age["accuracy_ci_high"])],
-        macro_f1_ci=[f"{a:.3f} [{lo:.3f}, {hi:.3f}]" for a, lo, hi in
-                     zip(cross_age["macro_f1"], cross_age["macro_f1_ci_low"], cross_age["macro_f1_ci_high"])],
-    )[["train_age_group", "test_age_group", "n", "accuracy_ci", "macro_f1_ci", "degenerate_models"]]
+    table = cross_age.assign(accuracy_ci=with_ci(cross_age, "accuracy", 3, " "),
+                             macro_f1_ci=with_ci(cross_age, "macro_f1", 3, " "))[
+        ["train_age_group", "test_age_group", "n", "accuracy_ci", "macro_f1_ci", "degenerate_models"]]
     lines = ["# Cross-age generalisation report", "",
              f"Models: {', '.join(sorted({model_spec(i['model']).display_name + ' ' + i['head'] for i in infos}))}.",
              f"Accuracy and macro-F1 with {pct} bootstrap confidence intervals, pooled over the datasets "
              "of each age group.", "", markdown_table(table), "", "## Headline", ""]
     for r in heads.itertuples():
-        if np.isnan(r.own_group_accuracy) or np.isnan(r.other_group_accuracy):
-            continue
         verb = "higher" if r.own_group_accuracy > r.other_group_accuracy else "not higher"
         lines.append(f"- Models trained on **{r.train_age_group}** images reach {r.own_group_accuracy:.1%} on "
                      f"{r.train_age_group} test images and {r.other_group_accuracy:.1%} on other age groups "
@@ -223,8 +226,7 @@ def write_figures(predictions: pd.DataFrame, cross_age: pd.DataFrame, cross_data
     for table, rows, cols, name in ((cross_age, "train_age_group", "test_age_group", "cross_age_accuracy"),
                                     (cross_dataset, "train_dataset", "test_dataset", "cross_dataset_accuracy")):
         matrix = table.pivot(index=rows, columns=cols, values="accuracy")
-        notes = table.assign(text=[f"{a:.2f}\n[{lo:.2f},{hi:.2f}]" for a, lo, hi in zip(
-            table["accuracy"], table["accuracy_ci_low"], table["accuracy_ci_high"])]).pivot(
+        notes = table.assign(text=with_ci(table, "accuracy", 2, "\n")).pivot(
             index=rows, columns=cols, values="text").loc[matrix.index, matrix.columns]
         plot_heatmap(matrix, f"accuracy ({config.evaluate.confidence_level:.0%} CI)", figures / f"{name}.png", notes)
     matrices = {f"{tr} on {te}": confusion_matrix(g["true"], g["predicted"], labels=range(len(config.labels)))

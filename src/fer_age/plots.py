@@ -12,6 +12,22 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
+def _save(fig: plt.Figure, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _grid(n: int, max_cols: int, cell: tuple[float, float]) -> tuple[plt.Figure, list[plt.Axes]]:
+    """A figure with ``n`` panels in rows of at most ``max_cols``; the spare panels are hidden."""
+    cols = min(n, max_cols)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cell[0] * cols, cell[1] * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, list(axes.flat[:n])
+
+
 def plot_history(history: pd.DataFrame, title: str, path: Path) -> None:
     """Accuracy and loss curves, train vs validation, per epoch."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -22,9 +38,7 @@ def plot_history(history: pd.DataFrame, title: str, path: Path) -> None:
         ax.set_ylabel(metric)
         ax.legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_heatmap(matrix: pd.DataFrame, title: str, path: Path, annotations: pd.DataFrame | None = None) -> None:
@@ -41,20 +55,13 @@ def plot_heatmap(matrix: pd.DataFrame, title: str, path: Path, annotations: pd.D
             ax.text(j, i, text, ha="center", va="center", color="white", fontsize=8)
     fig.colorbar(image, ax=ax)
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_confusion_grid(matrices: dict[str, np.ndarray], labels: list[str], path: Path) -> None:
     """One confusion matrix (rows true, columns predicted) per train/test pair."""
-    n = len(matrices)
-    cols = min(n, 3)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.8 * rows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    for ax, (title, matrix) in zip(axes.flat, matrices.items()):
+    fig, axes = _grid(len(matrices), 3, (4, 3.8))
+    for ax, (title, matrix) in zip(axes, matrices.items()):
         ax.imshow(matrix, cmap="Blues")
         ax.set_xticks(range(len(labels)), labels, rotation=45, fontsize=7)
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
@@ -63,24 +70,17 @@ def plot_confusion_grid(matrices: dict[str, np.ndarray], labels: list[str], path
         ax.set_title(title, fontsize=8)
     fig.supxlabel("predicted")
     fig.supylabel("true")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_gallery(images: list[np.ndarray], captions: list[str], path: Path) -> None:
     """A grid of misclassified test faces, each captioned 'true -> predicted'."""
-    n = max(len(images), 1)
-    cols = min(n, 6)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.3 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, caption in zip(axes.flat, images, captions):
+    fig, axes = _grid(max(len(images), 1), 6, (2, 2.3))
+    for ax, image, caption in zip(axes, images, captions):
         ax.imshow(image)
         ax.set_title(caption, fontsize=6)
+        ax.axis("off")
     if not images:
-        axes.flat[0].text(0.5, 0.5, "no misclassified test images", ha="center")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        axes[0].text(0.5, 0.5, "no misclassified test images", ha="center")
+        axes[0].axis("off")
+    _save(fig, path)
