@@ -225,9 +225,10 @@ def write_figures(predictions: pd.DataFrame, cross_age: pd.DataFrame, cross_data
     figures.mkdir(parents=True, exist_ok=True)
     for table, rows, cols, name in ((cross_age, "train_age_group", "test_age_group", "cross_age_accuracy"),
                                     (cross_dataset, "train_dataset", "test_dataset", "cross_dataset_accuracy")):
-        matrix = table.pivot(index=rows, columns=cols, values="accuracy")
+        order = {"index": table[rows].unique(), "columns": table[cols].unique()}  # the table's, not alphabetical
+        matrix = table.pivot(index=rows, columns=cols, values="accuracy").reindex(**order)
         notes = table.assign(text=with_ci(table, "accuracy", 2, "\n")).pivot(
-            index=rows, columns=cols, values="text").loc[matrix.index, matrix.columns]
+            index=rows, columns=cols, values="text").reindex(**order)
         plot_heatmap(matrix, f"accuracy ({config.evaluate.confidence_level:.0%} CI)", figures / f"{name}.png", notes)
     matrices = {f"{tr} on {te}": confusion_matrix(g["true"], g["predicted"], labels=range(len(config.labels)))
                 for (tr, te), g in predictions.groupby(["train_dataset", "test_dataset"], sort=False)}

@@ -52,7 +52,8 @@ def plot_heatmap(matrix: pd.DataFrame, title: str, path: Path, annotations: pd.D
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
             text = annotations.iat[i, j] if annotations is not None else f"{matrix.iat[i, j]:.2f}"
-            ax.text(j, i, text, ha="center", va="center", color="white", fontsize=8)
+            dark = matrix.iat[i, j] < 0.6  # viridis is dark at the low end
+            ax.text(j, i, text, ha="center", va="center", color="white" if dark else "black", fontsize=8)
     fig.colorbar(image, ax=ax)
     ax.set_title(title)
     _save(fig, path)
