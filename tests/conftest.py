@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny parameter sets and a temporary copy of the project as a git repo."""
+"""Shared fixtures: tiny parameter sets, a temporary copy of the project as a git + DVC repo, and one
+demo ``dvc repro`` shared by every test that only reads its outputs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fer_age.config import STUDY_LABELS
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = list(STUDY_LABELS)
+PROJECT_FILES = ("dvc.yaml", "src", ".dvc/config", ".dvc/.gitignore", ".dvc/plots", ".dvcignore", ".gitignore")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # the commands (dvc, fer-age) of the environment running the tests come first
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
@@ -25,8 +27,9 @@ def tiny_params(**overrides) -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["img_size"] = 32
     params["datasets"] = {name: params["datasets"][name] for name in ("SAMPLE-CHILD", "SAMPLE-OLDER")}
-    params["sample"].update(datasets={"SAMPLE-CHILD": "child", "SAMPLE-OLDER": "older"}, subjects=5,
+    params["sample"].update(datasets={"SAMPLE-CHILD": "child", "SAMPLE-OLDER": "older"}, subjects=6,
                             images_per_emotion=1, scene_size=160)
+    params["crop"]["detectors"] = ["haar"]  # MTCNN has tests of its own; haar needs no TensorFlow
     params["train"].update(epochs=1, batch_size=8)
     params["evaluate"].update(bootstrap_samples=200, gallery_size=4)
     for key, value in overrides.items():
@@ -42,23 +45,72 @@ def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True) 
     return result
 
 
-@pytest.fixture
-def project(tmp_path: Path):
-    """A fresh git + DVC checkout of this project (code, dvc.yaml, tiny params) in a temp folder."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for item in ("dvc.yaml", "src", ".dvc/config", ".dvc/.gitignore", ".dvc/plots", ".dvcignore", ".gitignore"):
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+
+
+def make_project(root: Path, params: dict | None = None) -> Path:
+    """A fresh git + DVC checkout of this project (code, dvc.yaml, ``params``) in ``root``."""
+    root.mkdir(parents=True)
+    for item in PROJECT_FILES:
         source = REPO / item
         if source.is_dir():
             shutil.copytree(source, root / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         elif source.exists():
             (root / item).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, root / item)
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
-    env = {"MLFLOW_TRACKING_URI": "", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    write_params(root, params or tiny_params())
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     run(["git", "init", "-q"], root)
+    commit(root, "init")
+    return root
+
+
+def write_params(root: Path, params: dict) -> None:
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def commit(root: Path, message: str) -> None:
     run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "init"], root, env)
-    yield root
+    run(["git", "commit", "-qm", message, "--allow-empty"], root, GIT_ENV)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "project")
+
+
+def study_params() -> dict:
+    """Tiny params over four datasets in four layouts (sample folders, CK+, FACES names, a CSV file), the
+    pooled model and the FER2013 baseline row."""
+    from layouts import layout_params
+
+    params = tiny_params()
+    params["datasets"] = {"SAMPLE-CHILD": params["datasets"]["SAMPLE-CHILD"], **layout_params()}
+    params["sample"]["datasets"] = {"SAMPLE-CHILD": "child"}
+    params["train"]["pool"] = "all"
+    params["evaluate"]["baselines"] = ["fer2013"]
+    return params
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory) -> Path:
+    """One ``dvc repro`` of ``study_params`` (raw data added with ``dvc add``), shared by the tests that only
+    read its outputs; tests that change it work on a copy (``study_copy``)."""
+    from layouts import write_all
+
+    root = make_project(tmp_path_factory.mktemp("study") / "project", study_params())
+    write_all(root / "data" / "raw")
+    run(["dvc", "add", "data/raw/CKP", "data/raw/FACES", "data/raw/KIDS"], root)
+    commit(root, "raw data")
+    result = run(["dvc", "repro"], root)
+    (root / "repro.log").write_text(result.stdout + result.stderr)
+    commit(root, "repro")
+    return root
+
+
+@pytest.fixture
+def study_copy(study, tmp_path) -> Path:
+    """A private copy of the shared study project (git, DVC cache, MLflow store and outputs)."""
+    copy = tmp_path / "project"
+    shutil.copytree(study, copy, symlinks=True)
+    return copy

@@ -1,13 +1,15 @@
+"""params.yaml validation: every bad value fails before any work, naming its key and the allowed values."""
+
 import pytest
 import yaml
 from conftest import REPO, tiny_params
 
-from fer_age.config import ConfigError, config_from_dict, load_config
+from fer_age.config import ConfigError, config_from_dict, fold_counts, load_config
 
 
 def test_project_params_are_valid():
     config = load_config(REPO / "params.yaml")
-    assert config.model in ("compactcnn", "mobilenetv2")
+    assert config.model == "compactcnn" and config.age_groups == ["child", "adult", "older"]
     assert {d.age_group for d in config.datasets.values()} == {"child", "adult", "older"}
 
 
@@ -17,66 +19,101 @@ def _error(params: dict) -> str:
     return str(err.value)
 
 
-def test_unknown_nested_key_is_named():
+def _with(section: str, **values) -> dict:
     params = tiny_params()
-    params["crop"]["detector"] = ["mtcnn"]
-    assert "'crop.detector'" in _error(params)
+    params[section] = {**params[section], **values}
+    return params
 
 
-def test_unknown_top_level_key_is_named():
-    assert "'epochs'" in _error(tiny_params(epochs=3))
-
-
-def test_unknown_detector_is_named():
+def _dataset(**entry) -> dict:
     params = tiny_params()
-    params["crop"]["detectors"] = ["mtcnn", "dlib"]
-    message = _error(params)
-    assert "crop.detectors[1]" in message and "dlib" in message and "retinaface" in message
+    params["datasets"]["CK"] = {"raw": "CK", **entry}
+    return params
 
 
-def test_dataset_without_age_group():
+@pytest.mark.parametrize("params, key", [
+    (_with("crop", detector=["mtcnn"]), "'crop.detector'"),
+    (tiny_params(epochs=3), "'epochs'"),
+    (_with("crop", detectors=["mtcnn", "dlib"]), "crop.detectors[1]"),
+    (_dataset(subject_pattern="^(S\\d+)_"), "'datasets.CK.age_group'"),
+    (_dataset(age_group="teen"), "datasets.CK.age_group"),
+    (tiny_params(model="resnet51"), "'model'"),
+    (_dataset(age_group="adult", subject_pattern="S\\d+"), "datasets.CK.subject_pattern"),
+    (_with("train", epochs="many"), "'train.epochs'"),
+    (_dataset(age_group="adult", layout="zip"), "datasets.CK.layout"),
+    (_dataset(age_group="adult", layout="pattern"), "datasets.CK.pattern"),
+    (_dataset(age_group="adult", layout="pattern", pattern="(?P<subject>\\d+)"), "datasets.CK.pattern"),
+    (_dataset(age_group="adult", layout="csv"), "datasets.CK.labels_file"),
+    (_dataset(age_group="adult", layout="csv", labels_file="../../etc/passwd"), "datasets.CK.labels_file"),
+    (_dataset(layout="pattern", pattern="(?P<emotion>[a-z])_"), "datasets.CK.age_group"),
+    (_dataset(age_group="adult", age_codes={"x": "teen"}), "datasets.CK.age_codes.x"),
+    (_dataset(age_group="adult", age_groups=["teen"]), "datasets.CK.age_groups[0]"),
+    (_dataset(age_group="adult", raw="../CK"), "datasets.CK.raw"),
+    (tiny_params(labels=["Angry", "Anger", "Happy"]), "'labels'"),
+    (tiny_params(head="m3"), "'head'"),
+    (tiny_params(head="default"), "'head'"),
+    (tiny_params(img_size=16, model="mobilenetv2"), "'img_size'"),
+    (tiny_params(img_size=100000), "'img_size'"),
+    (_with("evaluate", bootstrap_samples=10**9), "'evaluate.bootstrap_samples'"),
+    (_with("evaluate", bootstrap_samples=10), "'evaluate.bootstrap_samples'"),
+    (_with("evaluate", baselines=["affectnet"]), "evaluate.baselines[0]"),
+    (_with("split", test_size=0.01), "split.test_size"),
+    (_with("split", test_size=1.5), "'split.test_size'"),
+    (_with("sample", subjects=3), "'sample.subjects'"),
+    (_with("train", weights="fer2013"), "'train.weights'"),
+    (_with("train", pool="some"), "'train.pool'"),
+    (_with("crop", max_pixels=10), "'crop.max_pixels'"),
+    (_with("crop", min_face=0), "'crop.min_face'"),
+])
+def test_bad_params_fail_naming_the_key(params, key):
+    assert key in _error(params)
+
+
+@pytest.mark.parametrize("name", ["/tmp/victim", "../../x", "X;touch /tmp/INJECTED;echo", "a b", "", "POOL-x"])
+def test_unsafe_or_reserved_dataset_names_are_refused(name):
     params = tiny_params()
-    params["datasets"]["CK"] = {"subject_pattern": "^(S\\d+)_"}
-    assert "'datasets.CK.age_group'" in _error(params)
+    params["datasets"][name] = {"raw": "SAMPLE-CHILD", "age_group": "adult"}
+    assert _error(params)
+    sample = tiny_params()
+    sample["sample"]["datasets"][name] = "adult"
+    assert _error(sample)
 
 
-def test_unknown_age_group():
-    params = tiny_params()
-    params["datasets"]["CK"] = {"age_group": "teen"}
-    assert "datasets.CK.age_group" in _error(params)
+def test_ranges_are_said():
+    message = _error(tiny_params(img_size=100000))
+    assert "compactcnn" in message and "1024" in message
 
 
-def test_unknown_model_lists_valid_names():
-    message = _error(tiny_params(model="resnet51"))
-    assert "resnet51" in message and "resnet50" in message and "vgg16" in message
-
-
-def test_subject_pattern_needs_a_group():
-    params = tiny_params()
-    params["datasets"]["CK"] = {"age_group": "adult", "subject_pattern": "S\\d+"}
-    assert "capture group" in _error(params)
-
-
-def test_wrong_type_is_named():
-    params = tiny_params()
-    params["train"]["epochs"] = "many"
-    assert "'train.epochs'" in _error(params)
+def test_yaml_syntax_error_names_line_and_column(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: 42\nlabels: [Angry, Fear\nmodel: x\n")
+    with pytest.raises(ConfigError, match=r"line \d+, column \d+"):
+        load_config(path)
 
 
 def test_scientific_notation_strings_are_numbers(tmp_path):
-    params = tiny_params()
-    params["train"]["learning_rate"] = "1e-4"
+    params = _with("train", learning_rate="1e-4")
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     assert load_config(path).train.learning_rate == pytest.approx(1e-4)
 
 
-def test_cli_rejects_invalid_params_before_any_work(tmp_path, monkeypatch):
+@pytest.mark.parametrize("fraction, folds, expected", [(0.3, 20, 6), (0.4, 20, 8), (0.6, 20, 12), (0.2, 20, 4)])
+def test_split_fractions_are_honoured(fraction, folds, expected):
+    assert fold_counts(100, fraction, 0.25)[:2] == (folds, expected)
+
+
+def test_sample_subjects_must_fill_every_split():
+    assert "'sample.subjects'" in _error(_with("sample", subjects=2))
+    config_from_dict(_with("sample", subjects=4))  # 1 test, 1 valid, 2 train subjects
+
+
+def test_cli_rejects_invalid_params_before_any_work(tmp_path, monkeypatch, capsys):
     from fer_age.cli import main
 
     monkeypatch.chdir(tmp_path)
-    params = tiny_params(head="m3")
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
+    path.write_text(yaml.safe_dump(tiny_params(head="m3")))
     assert main(["--params", str(path), "sample", "SAMPLE-CHILD"]) == 1
     assert not (tmp_path / "data").exists()
+    assert "'head'" in capsys.readouterr().err

@@ -1,83 +1,114 @@
+"""Crop stage: every raw entry gets one report row, every usable row one file, whatever the input."""
+
+import filecmp
+import os
+from dataclasses import dataclass
+
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import LABELS
 from PIL import Image
 
-from fer_age.config import CropConfig
-from fer_age.crop import NoUsableImagesError, load_image, run_crop
-from fer_age.detect import Face, HaarDetector, NoDetector, crop_face
+from fer_age.config import CropConfig, DatasetConfig
+from fer_age.crop import NoUsableImagesError, crop_dataset, load_image, write_report
+from fer_age.datasets import discover
+from fer_age.detect import Face, HaarDetector, MtcnnDetector, NoDetector, choose_face, clip_face, crop_face
+from fer_age.layout import USABLE, Status
+from fer_age.sample import generate_dataset
 
 
-def _face_like(size=(60, 40)) -> Image.Image:
+def _noise(size=(60, 40)) -> Image.Image:
     rng = np.random.default_rng(0)
     return Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
 
 
+def _crop(root, out, cfg=None, detectors=None, name="BAD"):
+    items = discover(root, name, DatasetConfig(raw=name, age_group="adult"), LABELS)
+    return crop_dataset(items, out, name, cfg or CropConfig(detectors=["none"]), detectors or [NoDetector()])
+
+
 @pytest.fixture
 def bad_dataset(tmp_path):
-    """One file of every awkward kind, in study and non-study emotion folders."""
+    """One file of every awkward kind, in study and non-study emotion folders, plus links and root files."""
     root = tmp_path / "raw" / "BAD"
     angry, sad, disgust = root / "BAD_Anger", root / "sadness", root / "BAD_Disgust"
     for folder in (angry, sad, disgust):
         folder.mkdir(parents=True)
-    _face_like().save(angry / "plain.png")
+    _noise().save(angry / "plain.png")
     (angry / "empty.jpg").write_bytes(b"")
     good_jpeg = angry / "good.jpg"
-    _face_like().save(good_jpeg, quality=90)
+    _noise().save(good_jpeg, quality=90)
     (angry / "truncated.jpg").write_bytes(good_jpeg.read_bytes()[:200])
     (angry / "not_really.png").write_text("this is text, not an image")
-    _face_like().convert("CMYK").save(angry / "cmyk.jpg")
+    _noise().convert("CMYK").save(angry / "cmyk.jpg")
+    for name in ("dup.jpg", "dup.JPG", "dup.Jpg", "dup.png"):
+        _noise().save(angry / name, format="PNG" if name.endswith("png") else "JPEG")
     Image.fromarray(np.arange(40 * 60, dtype=np.uint16).reshape(40, 60) * 20).save(sad / "deep16.png")
     Image.fromarray(np.full((40, 60), 4000, np.uint16)).save(sad / "deep16.tif")
-    rgba = _face_like().convert("RGBA")
+    rgba = _noise().convert("RGBA")
     rgba.putalpha(0)
     rgba.save(sad / "transparent.png")
-    _face_like().convert("L").save(sad / "gray.bmp")
+    _noise().convert("L").save(sad / "gray.bmp")
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees on display
-    _face_like((60, 40)).save(sad / "rotated.jpg", exif=exif)
+    _noise((60, 40)).save(sad / "rotated.jpg", exif=exif)
     Image.new("RGB", (8000, 8000), (120, 90, 80)).save(sad / "huge.jpg", quality=50)
+    _noise((20, 30)).save(sad / "tiny.png")
     (sad / "notes.txt").write_text("not an image type")
-    _face_like().save(disgust / "d.png")
+    _noise().save(disgust / "d.png")
+    _noise().save(root / "at_the_root.png")
+    os.symlink(root / "gone.png", sad / "dangling.png")
+    os.symlink(sad / "gray.bmp", angry / "link_to_gray.bmp")
+    os.symlink(root, sad / "loop")
     return root
 
 
-def test_every_bad_file_gets_a_status_row(bad_dataset, tmp_path):
+def test_every_entry_gets_one_row_and_every_usable_row_one_file(bad_dataset, tmp_path):
     out = tmp_path / "cropped"
-    report = run_crop(bad_dataset, out, "BAD", LABELS, CropConfig(detectors=["none"]), [NoDetector()])
+    report = _crop(bad_dataset, out)
+    write_report(report, out, "BAD", 1.0)
     status = dict(zip(report["source"].map(lambda s: s.split("/")[-1]), report["status"]))
-    assert status["empty.jpg"] == "unreadable"
-    assert status["truncated.jpg"] == "unreadable"
-    assert status["not_really.png"] == "unreadable"
-    assert status["notes.txt"] == "not_an_image"
-    assert status["d.png"] == "excluded_emotion"
+    for name in ("empty.jpg", "truncated.jpg", "not_really.png"):
+        assert status[name] == Status.UNREADABLE, name
+    assert status["notes.txt"] == Status.NOT_AN_IMAGE
+    assert status["d.png"] == Status.EXCLUDED_EMOTION
+    assert status["at_the_root.png"] == Status.UNLABELLED
+    assert status["dangling.png"] == Status.BROKEN_LINK and status["loop"] == Status.BROKEN_LINK
+    assert status["tiny.png"] == Status.TOO_SMALL
     for name in ("plain.png", "good.jpg", "cmyk.jpg", "deep16.png", "deep16.tif", "transparent.png", "gray.bmp",
-                 "rotated.jpg", "huge.jpg"):
-        assert status[name] == "cropped", name
-    assert len(report) == sum(1 for p in bad_dataset.rglob("*") if p.is_file())  # nothing silently dropped
+                 "rotated.jpg", "huge.jpg", "dup.jpg", "dup.JPG", "dup.Jpg", "dup.png", "link_to_gray.bmp"):
+        assert status[name] == Status.CROPPED, name
+    entries = sum(len(files) + sum(os.path.islink(os.path.join(d, x)) for x in dirs)
+                  for d, dirs, files in os.walk(bad_dataset))
+    assert len(report) == entries == report["source"].nunique()  # one row per entry, nothing dropped
+    usable = report[report["status"].isin(USABLE)]
+    assert usable["output"].is_unique and len(usable) == len(list(out.rglob("*.png")))
+    assert all((out / o).is_file() for o in usable["output"])
     written = pd.read_csv(out / "crop_report.csv")
-    assert len(written) == len(report)
-    for output in report.loc[report["status"] == "cropped", "output"]:
-        assert (out / output).is_file()
-    assert (out / "BAD_Angry_cropped").is_dir() and (out / "BAD_Sad_cropped").is_dir()
+    assert len(written) == len(report) and written["label"].dropna().map(float.is_integer).all()
 
 
-def test_loader_conversions(bad_dataset):
+def test_loader_conversions_and_pixel_limit(bad_dataset):
     sad = bad_dataset / "sadness"
     assert load_image(sad / "rotated.jpg").shape == (60, 40, 3)  # EXIF orientation applied
     deep = load_image(sad / "deep16.png")
     assert deep.dtype == np.uint8 and deep.shape == (40, 60, 3) and deep.max() > 100
     assert load_image(sad / "transparent.png").min() == 255  # transparent composited on white
     assert load_image(bad_dataset / "BAD_Anger" / "cmyk.jpg").shape == (40, 60, 3)
+    assert load_image(sad / "huge.jpg").shape == (8000, 8000, 3)  # 64 MP: under the default limit
+    with pytest.raises(ValueError, match="crop.max_pixels"):
+        load_image(sad / "huge.jpg", max_pixels=10_000_000)
 
 
 def test_dataset_with_nothing_usable_fails_clearly(tmp_path):
     folder = tmp_path / "raw" / "EMPTY" / "EMPTY_Happy"
     folder.mkdir(parents=True)
     (folder / "a.jpg").write_bytes(b"")
+    report = _crop(tmp_path / "raw" / "EMPTY", tmp_path / "out", name="EMPTY")
     with pytest.raises(NoUsableImagesError, match="EMPTY"):
-        run_crop(tmp_path / "raw" / "EMPTY", tmp_path / "out", "EMPTY", LABELS, CropConfig(), [NoDetector()])
+        write_report(report, tmp_path / "out", "EMPTY", 1.0)
     assert (tmp_path / "out" / "crop_report.csv").is_file()
 
 
@@ -85,17 +116,70 @@ def test_no_face_policy(tmp_path):
     folder = tmp_path / "raw" / "N" / "N_Happy"
     folder.mkdir(parents=True)
     Image.new("RGB", (120, 120), (90, 140, 200)).save(folder / "sky.png")
-    _face_like().save(folder / "noise.png")
+    _noise().save(folder / "noise.png")
     haar = HaarDetector(None)
-    kept = run_crop(tmp_path / "raw" / "N", tmp_path / "k", "N", LABELS, CropConfig(no_face="keep_full"), [haar])
-    assert set(kept["status"]) == {"no_face_kept_full"}
-    with pytest.raises(NoUsableImagesError):
-        run_crop(tmp_path / "raw" / "N", tmp_path / "s", "N", LABELS, CropConfig(no_face="skip"), [haar])
+    kept = _crop(tmp_path / "raw" / "N", tmp_path / "k", CropConfig(no_face="keep_full"), [haar], name="N")
+    assert set(kept["status"]) == {Status.NO_FACE_KEPT_FULL} and kept["message"].str.contains("haar").all()
+    skipped = _crop(tmp_path / "raw" / "N", tmp_path / "s", CropConfig(no_face="skip"), [haar], name="N")
+    assert set(skipped["status"]) == {Status.NO_FACE_SKIPPED} and not list((tmp_path / "s").rglob("*.png"))
 
 
-def test_margin_and_alignment():
+def test_detections_are_validated_before_use():
+    face = Face((10, 5, 0, 12), 0.99)
+    assert clip_face(face, 80, 108, 24)[0] is None and "no area" in clip_face(face, 80, 108, 24)[1]
+    clipped, _ = clip_face(Face((-10, -5, 60, 50), 0.9), 80, 108, 24)
+    assert clipped.box == (0, 0, 50, 45)
+    outside, reason = clip_face(Face((100, 70, 40, 40), 0.9), 80, 108, 24)
+    assert outside is None and "below crop.min_face" in reason
+    best, _ = choose_face([Face((0, 0, 0, 0), 0.99), Face((10, 10, 30, 30), 0.95)], 80, 108, 24)
+    assert best.box == (10, 10, 30, 30)  # the most confident detection was unusable
+
+
+@dataclass
+class ZeroBoxDetector:
+    """A detector that returns what MTCNN returned on small real photos: a box of zero width."""
+
+    name = "zerobox"
+
+    def detect(self, images):
+        return [[Face((3, 2, 0, 20), 0.99)] for _ in images]
+
+
+def test_a_rejected_detection_falls_through_to_the_next_detector(tmp_path):
+    folder = tmp_path / "raw" / "Z" / "Z_Happy"
+    folder.mkdir(parents=True)
+    _noise((108, 80)).save(folder / "small.jpg")
+    report = _crop(tmp_path / "raw" / "Z", tmp_path / "a", detectors=[ZeroBoxDetector(), NoDetector()], name="Z")
+    row = report.iloc[0]
+    assert (row["status"], row["detector"]) == (Status.CROPPED, "none") and "zerobox: box 0x20" in row["message"]
+    report = _crop(tmp_path / "raw" / "Z", tmp_path / "b", detectors=[ZeroBoxDetector()], name="Z")
+    assert report.iloc[0]["status"] == Status.NO_FACE_KEPT_FULL and "no area" in report.iloc[0]["message"]
+
+
+def test_margin_and_alignment_level_the_eyes():
     image = np.zeros((100, 100, 3), np.uint8)
-    face = Face((40, 40, 20, 20), 0.99, (42.0, 45.0), (58.0, 55.0))
-    assert crop_face(image, face, 0.0, False).shape == (20, 20, 3)
-    assert crop_face(image, face, 0.5, False).shape == (40, 40, 3)
-    assert crop_face(image, face, 0.0, True).shape == (20, 20, 3)
+    left, right = (40, 44), (60, 56)  # eyes on a 31-degree slope
+    for x, y in (left, right):
+        cv2.circle(image, (x, y), 2, (255, 255, 255), -1)
+    face = Face((30, 30, 40, 40), 0.99, tuple(map(float, left)), tuple(map(float, right)))
+    assert crop_face(image, face, 0.0, False).shape == (40, 40, 3)
+    assert crop_face(image, face, 0.5, False).shape == (80, 80, 3)
+    aligned = crop_face(image, face, 0.0, True)[..., 0]
+    rows = [np.nonzero(aligned[:, :20].max(axis=1))[0].mean(), np.nonzero(aligned[:, 20:].max(axis=1))[0].mean()]
+    assert abs(rows[0] - rows[1]) <= 1.0  # level after alignment (was 12 px apart)
+    tilted = crop_face(image, face, 0.0, False)[..., 0]
+    assert abs(np.nonzero(tilted[:, :20].max(axis=1))[0].mean() - np.nonzero(tilted[:, 20:].max(axis=1))[0].mean()) > 8
+
+
+def test_results_do_not_depend_on_the_batch_size(tmp_path):
+    root = tmp_path / "raw" / "S"
+    generate_dataset(root, "S", "child", LABELS, subjects=3, images_per_emotion=1, scene_size=160, seed=3)
+    small = root / "S_Happy" / "S_s00_Happy_0.png"  # other shapes in the batch, as in real data
+    cv2.imwrite(str(small), cv2.resize(cv2.imread(str(small)), (110, 90)))
+    reports = []
+    for batch in (1, 5):
+        cfg = CropConfig(detectors=["mtcnn"], batch_size=batch)
+        reports.append(_crop(root, tmp_path / f"b{batch}", cfg, [MtcnnDetector(0.8, batch)], name="S"))
+    pd.testing.assert_frame_equal(reports[0], reports[1])
+    files = [str(p.relative_to(tmp_path / "b1")) for p in (tmp_path / "b1").rglob("*.png")]
+    assert files and not filecmp.cmpfiles(tmp_path / "b1", tmp_path / "b5", files, shallow=False)[1]

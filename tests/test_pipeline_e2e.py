@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import run
+from conftest import commit, run
 from mlflow import MlflowClient
 
 EXPERIMENT = "fer-age-generalization"
+DATASETS = ["SAMPLE-CHILD", "CKP", "FACES", "KIDS"]
 RESULTS = ["predictions.csv", "complet_result.csv", "cross_age_accuracy.csv", "cross_dataset_accuracy.csv",
            "metrics.json", "report.md", "figures/cross_age_accuracy.png", "figures/confusion_matrices.png",
            "figures/misclassified.png"]
@@ -25,93 +26,141 @@ def _runs(client, query=""):
     return client.search_runs([experiment.experiment_id], filter_string=query)
 
 
-def test_repro_then_experiments(project):
-    out = run(["dvc", "repro"], project).stdout
-    for stage in ("sample@SAMPLE-CHILD", "crop@SAMPLE-OLDER", "split@SAMPLE-CHILD", "train@SAMPLE-OLDER", "evaluate"):
-        assert f"Running stage '{stage}'" in out
+def test_study_repro_runs_every_stage_and_is_up_to_date(study):
+    log = (study / "repro.log").read_text()
+    for stage in ("sample@SAMPLE-CHILD", "crop@CKP", "crop@FACES", "crop@KIDS", "split@FACES", "train@KIDS", "pool",
+                  "evaluate"):
+        assert f"Running stage '{stage}'" in log
     for name in RESULTS:
-        assert (project / "results" / name).is_file(), name
-    for name in ("SAMPLE-CHILD", "SAMPLE-OLDER"):
-        assert (project / "models" / name / f"CompactCNN_m2_{name}.h5").is_file()
-        assert (project / "models" / name / "history.png").is_file()
-        assert (project / "results" / "history" / f"{name}.csv").is_file()
-        assert np.load(project / "data" / "splits" / name / "X_train.npy").shape[1:] == (32, 32, 3)
-    # complet_result.csv: every model on every test split, the study's keys
-    complet = pd.read_csv(project / "results" / "complet_result.csv")
-    assert set(complet["key"]) == {f"CompactCNN_m2_{a}_TestOn{b}" for a in ("SAMPLE-CHILD", "SAMPLE-OLDER")
-                                   for b in ("SAMPLE-CHILD", "SAMPLE-OLDER")}
-    # DVC sees the metrics and the pipeline is up to date
-    metrics = run(["dvc", "metrics", "show", "--json"], project).stdout
-    assert "child_on_older" in metrics and "accuracy_ci_low" in metrics
-    # DVC fills the custom heatmap template with the cross-age table
-    plots = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)["data"]
+        assert (study / "results" / name).is_file(), name
+    for name in DATASETS:
+        assert (study / "models" / name / f"CompactCNN_m2_{name}.h5").is_file()
+        assert (study / "results" / "history" / f"{name}.csv").is_file()
+        assert np.load(study / "data" / "splits" / name / "X_train.npy").shape[1:] == (32, 32, 3)
+    assert (study / "models" / "POOL" / "POOL-all" / "CompactCNN_m2_POOL-all.h5").is_file()
+    assert "changed" not in run(["dvc", "status"], study).stdout
+    assert "Running stage" not in run(["dvc", "repro"], study).stdout
+
+
+def test_native_layouts_are_read_with_their_labels_subjects_and_age_groups(study):
+    def report(name):
+        return pd.read_csv(study / "data" / "cropped" / name / "crop_report.csv", keep_default_na=False)
+
+    usable = ["cropped", "no_face_kept_full"]
+    ck = report("CKP")
+    counts = ck["status"].value_counts()
+    assert counts["unlabelled"] == 6 * 3  # one unlabelled sequence of 3 frames per subject
+    assert counts["not_peak_frame"] == 6 * 6  # 6 labelled sequences x (3 frames - 2 peak frames)
+    assert counts["excluded_emotion"] == 6 * 2 * 2  # disgust and surprise sequences
+    assert counts["metadata"] == 6 * 6  # the label files
+    assert ck["status"].isin(usable).sum() == 6 * 4 * 2
+    assert set(ck.loc[ck["status"].isin(usable), "subject"]) == {f"S{s:03d}" for s in range(1, 7)}
+    faces = report("FACES")
+    assert set(faces.loc[faces["status"].isin(usable), "age_group"]) == {"adult", "older"}
+    kids = report("KIDS")
+    excluded = kids[kids["status"] == "excluded_emotion"]
+    assert set(excluded["emotion"]) == {"Disgust", "Neutral", "Surprise", "Contempt"}
+    assert (kids["status"] == "metadata").sum() == 1  # labels.csv itself
+    manifest = pd.read_csv(study / "data" / "splits" / "FACES" / "manifest.csv")
+    for split in ("train", "test"):
+        assert set(manifest.loc[manifest["split"] == split, "age_group"]) == {"adult", "older"}
+
+
+def test_cross_age_tables_hold_per_image_groups_pooled_model_and_baseline(study):
+    predictions = pd.read_csv(study / "results" / "predictions.csv")
+    faces = predictions[predictions["test_dataset"] == "FACES"]
+    assert set(faces["test_age_group"]) == {"adult", "older"}  # one dataset, two test cells
+    cross_age = pd.read_csv(study / "results" / "cross_age_accuracy.csv")
+    trained = set(cross_age["train_age_group"])
+    assert {"child", "adult", "adult+older", "POOL-all", "FER2013"} == trained
+    assert set(cross_age["test_age_group"]) == {"child", "adult", "older"}
+    assert cross_age.loc[cross_age["train_age_group"] == "FER2013", "baseline"].all()
+    assert not cross_age.loc[cross_age["train_age_group"] != "FER2013", "baseline"].any()
+    complet = pd.read_csv(study / "results" / "complet_result.csv")
+    keys = set(complet["key"])
+    assert {f"CompactCNN_m2_{a}_TestOn{b}" for a in [*DATASETS, "POOL-all"] for b in DATASETS} <= keys
+    assert {f"MiniXception_default_FER2013_TestOn{b}" for b in DATASETS} <= keys
+    assert complet.loc[complet["train_dataset"] == "FER2013", "baseline"].all()
+    report = (study / "results" / "report.md").read_text()
+    assert "POOL-all reaches" in report and "FER2013 reaches" in report and "## Headline" in report
+
+
+def test_dvc_metrics_and_plots(study):
+    metrics = json.loads(run(["dvc", "metrics", "show", "--json"], study).stdout)
+    values = next(iter(metrics.values()))["data"]["results/metrics.json"]["data"]
+    assert set(values["cross_age"]["child_on_older"]) == {"accuracy", "macro_f1"}
+    assert "FER2013_on_child" in values["cross_age"] and "POOL-all_on_adult" in values["cross_age"]
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], study).stdout)["data"]
     heatmap = plots["results/cross_age_accuracy.csv"][0]
     assert heatmap["type"] == "vega" and heatmap["content"]["spec"]["encoding"]["x"]["field"] == "test_age_group"
     cells = {(row["train_age_group"], row["test_age_group"]) for row in heatmap["content"]["data"]["values"]}
-    assert cells == {(a, b) for a in ("child", "older") for b in ("child", "older")}
-    assert "changed" not in run(["dvc", "status"], project).stdout
-    second = run(["dvc", "repro"], project).stdout
-    assert "Running stage" not in second
+    assert ("child", "older") in cells and ("FER2013", "adult") in cells
 
-    # MLflow: one training run per dataset, with params, per-epoch metrics, tags and artifacts
-    client = _client(project)
+
+def test_mlflow_runs_of_the_repro(study):
+    client = _client(study)
     training = _runs(client, "tags.stage = 'train'")
-    assert sorted(r.data.tags["dataset"] for r in training) == ["SAMPLE-CHILD", "SAMPLE-OLDER"]
+    assert sorted(r.data.tags["name"] for r in training) == sorted(DATASETS)
     for r in training:
         assert r.data.params["model"] == "compactcnn" and r.data.params["img_size"] == "32"
         for key in ("head", "epochs", "learning_rate", "batch_size", "weights", "preprocessing", "seed",
-                    "fine_tune_layers", "n_train", "n_valid", "age_group", "dataset"):
+                    "fine_tune_layers", "n_train", "n_valid", "age_group", "datasets"):
             assert key in r.data.params, key
-        assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(r.data.metrics)
-        assert len(client.get_metric_history(r.info.run_id, "val_accuracy")) == 1  # one epoch
-        assert r.data.tags["age_group"] in ("child", "older") and len(r.data.tags["mlflow.source.git.commit"]) == 40
-        artifacts = {a.path for a in client.list_artifacts(r.info.run_id, "model")}
-        assert f"model/CompactCNN_m2_{r.data.tags['dataset']}.h5" in artifacts
+        assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "best_epoch", "best_val_accuracy"} <= set(
+            r.data.metrics)
+        assert len(client.get_metric_history(r.info.run_id, "val_accuracy")) == 2  # epoch 0 and epoch 1
+        assert len(r.data.tags["mlflow.source.git.commit"]) == 40 and r.data.tags["pipeline"]
+        assert r.info.run_name.startswith(r.data.tags["name"])
+        name = r.data.tags["name"]
+        assert any(k.startswith(f"cross_dataset.{name}_on_") and k.endswith(".accuracy") for k in r.data.metrics)
+    pooled = _runs(client, "tags.stage = 'pool'")
+    assert len(pooled) == 1 and set(pooled[0].data.tags["dataset"].split(",")) == set(DATASETS)
     evaluation = _runs(client, "tags.stage = 'evaluate'")
     assert len(evaluation) == 1
-    assert set(evaluation[0].data.tags["training_run_ids"].split(",")) == {r.info.run_id for r in training}
+    ids = set(evaluation[0].data.tags["training_run_ids"].split(","))
+    assert {r.info.run_id for r in training} | {pooled[0].info.run_id} == ids
+    assert len({r.data.tags["pipeline"] for r in [*training, *pooled, *evaluation]}) == 1
+    assert not _runs(client, "attributes.status = 'RUNNING'")
 
-    # changing one dataset's params re-runs only that dataset's stages (and evaluation)
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["datasets"]["SAMPLE-OLDER"]["subject_pattern"] = r"_(s\d\d)_"
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = run(["dvc", "repro"], project).stdout
-    assert "Running stage 'split@SAMPLE-OLDER'" in out and "Running stage 'evaluate'" in out
-    assert "Running stage 'split@SAMPLE-CHILD'" not in out and "Running stage 'crop@SAMPLE-OLDER'" not in out
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "baseline"], project)
 
-    # a DVC experiment with another backbone: its runs carry the experiment's name
-    out = run(["dvc", "exp", "run", "-n", "try-resnet50", "-S", "model=resnet50", "-S", "train.weights=none"],
-              project).stdout
+def test_changing_one_dataset_reruns_only_what_changes(study_copy):
+    params = yaml.safe_load((study_copy / "params.yaml").read_text())
+    params["datasets"]["SAMPLE-CHILD"]["subject_pattern"] = r"_(s\d\d)_"  # finds the same subjects
+    (study_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run(["dvc", "repro"], study_copy).stdout
+    assert "Running stage 'crop@SAMPLE-CHILD'" in out and "Running stage 'evaluate'" in out
+    assert "Stage 'split@SAMPLE-CHILD' didn't change, skipping" in out  # identical crops: nothing downstream
+    for other in ("crop@CKP", "split@FACES", "train@KIDS", "train@SAMPLE-CHILD"):
+        assert f"Running stage '{other}'" not in out
+
+
+def test_experiment_runs_carry_the_experiment_name(study_copy):
+    out = run(["dvc", "exp", "run", "-n", "try-resnet50", "-S", "model=resnet50", "-S", "train.weights=none",
+               "train@SAMPLE-CHILD"], study_copy).stdout
     assert "Running stage 'train@SAMPLE-CHILD'" in out
-    resnet = _runs(client, "params.model = 'resnet50' and tags.stage = 'train'")
-    assert len(resnet) == 2 and {r.data.tags["dvc_exp_name"] for r in resnet} == {"try-resnet50"}
-    shown = run(["dvc", "exp", "show", "--json"], project).stdout
-    assert "try-resnet50" in shown and "child_on_older" in shown
+    resnet = _runs(_client(study_copy), "params.model = 'resnet50' and tags.stage = 'train'")
+    assert len(resnet) == 1 and resnet[0].data.tags["dvc_exp_name"] == "try-resnet50"
+    assert resnet[0].data.tags["pipeline"] == "try-resnet50"
+    assert "try-resnet50" in run(["dvc", "exp", "show", "--json"], study_copy).stdout
 
 
 @pytest.mark.slow
-def test_queued_sweep_lands_in_the_same_store(project):
-    run(["dvc", "repro"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "baseline"], project)
-    run(["dvc", "exp", "run", "--queue", "-S", "model=mobilenetv2,resnet50", "-S", "train.weights=none"], project)
-    run(["dvc", "queue", "start"], project)
-    deadline = time.time() + 900
+def test_queued_sweep_lands_in_the_same_store(study_copy):
+    run(["dvc", "exp", "run", "--queue", "-S", "model=mobilenetv2,resnet50", "-S", "train.weights=none"], study_copy)
+    run(["dvc", "queue", "start"], study_copy)
+    deadline = time.time() + 1800
     while time.time() < deadline:
-        status = run(["dvc", "queue", "status"], project).stdout
+        status = run(["dvc", "queue", "status"], study_copy).stdout
         if "Queued" not in status and "Running" not in status:
             break
         time.sleep(5)
-    assert status.count("Success") == 2, status + run(["dvc", "queue", "logs", "-f"], project, check=False).stdout
-    client = _client(project)
+    assert status.count("Success") == 2, status + run(["dvc", "queue", "logs", "-f"], study_copy, check=False).stdout
+    client = _client(study_copy)
     names = set()
     for model in ("mobilenetv2", "resnet50"):
         runs = _runs(client, f"params.model = '{model}' and tags.stage = 'train'")
-        assert len(runs) == 2 and len({r.data.tags["dvc_exp_name"] for r in runs}) == 1, model
+        assert len(runs) == len(DATASETS) and len({r.data.tags["dvc_exp_name"] for r in runs}) == 1, model
         names.add(runs[0].data.tags["dvc_exp_name"])
     assert len(names) == 2
-    assert not list((project / ".dvc" / "tmp" / "exps").rglob("mlflow.db"))
-    shown = run(["dvc", "exp", "show", "--json"], project).stdout
-    assert all(name in shown for name in names)
+    assert not list((study_copy / ".dvc" / "tmp" / "exps").rglob("mlflow.db"))
+    commit(study_copy, "after sweep")

@@ -1,89 +1,72 @@
-"""``fer-age``: one command with a sub-command per pipeline stage (called by dvc.yaml)."""
+"""``fer-age``: one command with a sub-command per pipeline stage (called by dvc.yaml).
+
+Every stage module has ``main(config, args)``; params are loaded and validated once, before it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
-import shutil
 import sys
-from pathlib import Path
 
-from fer_age.config import Config, ConfigError, load_config
+from fer_age.config import ConfigError, check_name, load_config
+from fer_age.errors import FerAgeError
+from fer_age.runtime import import_tensorflow, quiet_tensorflow
 
-RAW, CROPPED, SPLITS, MODELS, RESULTS = (Path(p) for p in ("data/raw", "data/cropped", "data/splits",
-                                                             "models", "results"))
-
-
-def _fresh(path: Path) -> Path:
-    """Empty ``path`` so that a rerun outside DVC leaves no stale files."""
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return path
+TENSORFLOW_STAGES = {"train", "pool", "evaluate", "explain", "predict"}
+TENSORFLOW_DETECTORS = {"mtcnn", "retinaface"}
+DATASET_STAGES = {"sample": "generate one synthetic dataset", "crop": "detect and crop the faces of one dataset",
+                  "split": "split one dataset into train/valid/test arrays", "train": "train the model of one dataset"}
 
 
-def stage_sample(config: Config, name: str) -> None:
-    from fer_age.sample import generate_dataset
-
-    if name not in config.sample.datasets:
-        raise ConfigError(f"'{name}' is not listed under 'sample.datasets' in params.yaml")
-    s = config.sample
-    n = generate_dataset(_fresh(RAW / name), name, s.datasets[name], config.labels, s.subjects,
-                         s.images_per_emotion, s.scene_size, config.seed)
-    print(f"sample {name}: {n} images in {RAW / name}")
-
-
-def stage_crop(config: Config, name: str) -> None:
-    from fer_age.crop import run_crop
-    from fer_age.detect import make_detector
-
-    config.dataset(name)
-    detectors = [make_detector(d, config.crop) for d in config.crop.detectors]
-    run_crop(RAW / name, _fresh(CROPPED / name), name, config.labels, config.crop, detectors)
+def parser() -> argparse.ArgumentParser:
+    """The command line: one sub-command per stage, each naming its module."""
+    cli = argparse.ArgumentParser(prog="fer-age", description=__doc__.splitlines()[0])
+    cli.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    stages = cli.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    stages.add_parser("check", help="validate params.yaml (and the raw folders present) and exit").set_defaults(
+        module="check")
+    for stage, help_text in DATASET_STAGES.items():
+        sub = stages.add_parser(stage, help=help_text)
+        sub.add_argument("dataset", help="a dataset name listed in params.yaml")
+        sub.set_defaults(module=stage)
+    stages.add_parser("pool", help="train the pooled (mixed-age) models of train.pool").set_defaults(module="pool")
+    stages.add_parser("evaluate", help="test every model on every dataset's test split").set_defaults(
+        module="evaluate")
+    return cli
 
 
-def stage_split(config: Config, name: str) -> None:
-    from fer_age.split import run_split
-
-    run_split(CROPPED / name, _fresh(SPLITS / name), config.dataset(name).subject_pattern,
-              config.img_size, config.split, config.seed, config.labels)
-
-
-def stage_train(config: Config, name: str) -> None:
-    from fer_age.train import run_train
-
-    run_train(config, name, SPLITS / name, _fresh(MODELS / name), RESULTS / "history")
-
-
-def stage_evaluate(config: Config) -> None:
-    from fer_age.evaluate import run_evaluate
-
-    run_evaluate(config, SPLITS, MODELS, RESULTS)
+def dataset_name(stage: str, value: str) -> str:
+    """A dataset name, given as is or as DVC's stage address ``<stage>@<name>`` (dvc.yaml passes
+    ``"$DVC_STAGE"``, so that no params value is ever parsed by the shell)."""
+    if "@" in value:
+        address, _, value = value.partition("@")
+        if address.rsplit(":", 1)[-1] != stage:
+            raise ConfigError(f"'{address}@{value}' is not a {stage} stage")
+    return check_name(value, "dataset")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fer-age", description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
-    stages = parser.add_subparsers(dest="stage", required=True)
-    stages.add_parser("check", help="validate params.yaml and exit")
-    for stage in ("sample", "crop", "split", "train"):
-        stages.add_parser(stage, help=f"run the {stage} stage for one dataset").add_argument("dataset")
-    stages.add_parser("evaluate", help="test every model on every dataset's test split")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parser().parse_args(argv)
+    quiet_tensorflow()
     try:
+        if hasattr(args, "dataset"):
+            args.dataset = dataset_name(args.stage, args.dataset)
         config = load_config(args.params)  # invalid params fail here, before any work
-        if args.stage == "check":
-            print(f"{args.params} is valid: {len(config.datasets)} datasets, model {config.model}")
-        elif args.stage == "evaluate":
-            stage_evaluate(config)
-        else:
-            globals()[f"stage_{args.stage}"](config, args.dataset)
-    except (ConfigError, OSError, KeyError, RuntimeError, ValueError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"fer-age {args.stage}: error: {message}", file=sys.stderr)
+        if args.module in TENSORFLOW_STAGES or args.module == "crop" and TENSORFLOW_DETECTORS & set(
+                config.crop.detectors):
+            import_tensorflow()
+        importlib.import_module(f"fer_age.{args.module}").main(config, args)
+    except FerAgeError as err:  # the project's own errors: one line; anything else keeps its traceback
+        print(f"fer-age {args.stage}: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"fer-age {args.stage}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())

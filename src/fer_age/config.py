@@ -1,4 +1,4 @@
-"""Typed pipeline configuration, loaded from ``params.yaml`` and validated once."""
+"""Typed pipeline configuration, loaded from ``params.yaml`` and validated once, before any work."""
 
 from __future__ import annotations
 
@@ -7,27 +7,45 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
+from fer_age.emotions import canonical_emotion
+from fer_age.errors import FerAgeError
+from fer_age.registry import MODEL_NAMES, model_spec
+
 AGE_GROUPS = ("child", "adult", "older")
 STUDY_LABELS = ("Angry", "Fear", "Happy", "Sad")
 DETECTORS = ("retinaface", "mtcnn", "haar", "none")
-HEADS = ("m1", "m2")
+HEADS = ("m1", "m2", "default")
+LAYOUTS = ("folders", "ckplus", "pattern", "csv")
+POOLS = ("none", "all", "leave_one_out")
+BASELINES = ("fer2013",)
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+MAX_IMG_SIZE = 1024
+MAX_BOOTSTRAP_SAMPLES = 100_000
 
 
-class ConfigError(ValueError):
+class ConfigError(FerAgeError, ValueError):
     """Raised when params.yaml is invalid; the message names the offending key."""
 
 
 @dataclass(frozen=True)
 class DatasetConfig:
-    """One study dataset: its age group and how to find subjects in file names."""
+    """One study dataset: where its raw images are, how they are laid out, which age group they show."""
 
-    age_group: str
-    subject_pattern: str | None = None  # regex on the file name; group 1 (or 'subject') is the id
+    raw: str  # folder under data/raw/ to read (several datasets may read one folder)
+    layout: str = "folders"  # folders | ckplus | pattern | csv
+    age_group: str | None = None  # default age group of its images
+    subject_pattern: str | None = None  # regex on the file name; group 1 (or 'subject') is the subject id
+    pattern: str | None = None  # layout 'pattern': regex on the relative path, groups emotion/subject/age
+    emotion_codes: dict[str, str] = field(default_factory=dict)  # code in the path -> emotion name
+    age_codes: dict[str, str] = field(default_factory=dict)  # code in the path -> age group
+    labels_file: str | None = None  # layout 'csv': file under the raw folder
+    peak_frames: int = 3  # layout 'ckplus': last frames of a labelled sequence that take its label
+    age_groups: list[str] | None = None  # keep only images of these age groups
 
 
 @dataclass(frozen=True)
@@ -46,11 +64,13 @@ class CropConfig:
 
     detectors: list[str] = field(default_factory=lambda: ["mtcnn", "haar"])
     min_confidence: float = 0.8
+    min_face: int = 24  # smallest usable face side (px); smaller images are 'too_small'
     margin: float = 0.1
     align: bool = False
     grayscale: bool = True
     no_face: str = "keep_full"  # keep_full | skip
     max_side: int = 1024
+    max_pixels: int = 200_000_000  # larger images are refused as decompression bombs
     batch_size: int = 16
     haar_cascade: str | None = None
 
@@ -68,7 +88,7 @@ class SplitConfig:
 class TrainConfig:
     """Fine-tuning. ``None`` means: use the selected model's own default."""
 
-    weights: str = "imagenet"  # imagenet | none | path to a weights file
+    weights: str = "pretrained"  # pretrained (each model's own) | imagenet | fer2013 | none | a weights file
     preprocessing: str = "backbone"  # backbone | rescale
     epochs: int | None = None
     batch_size: int | None = None
@@ -78,9 +98,11 @@ class TrainConfig:
     reduce_lr_patience: int = 7
     reduce_lr_factor: float = 0.5
     min_learning_rate: float = 1e-7
+    label_smoothing: float = 0.0
     class_weights: bool = True
     augment: bool = True
     mixed_precision: bool = False
+    pool: str = "none"  # none | all | leave_one_out
     experiment: str = "fer-age-generalization"
 
 
@@ -91,6 +113,14 @@ class EvaluateConfig:
     bootstrap_samples: int = 1000
     confidence_level: float = 0.95
     gallery_size: int = 16
+    baselines: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ExplainConfig:
+    """Grad-CAM maps of every model on a seeded selection of test images."""
+
+    images_per_cell: int = 4  # per test age group and emotion
 
 
 @dataclass(frozen=True)
@@ -101,6 +131,7 @@ class Config:
     seed: int = 42
     img_size: int = 224
     labels: list[str] = field(default_factory=lambda: list(STUDY_LABELS))
+    age_groups: list[str] = field(default_factory=lambda: list(AGE_GROUPS))
     model: str = "mobilenetv2"
     head: str = "m2"
     sample: SampleConfig = field(default_factory=SampleConfig)
@@ -108,13 +139,23 @@ class Config:
     split: SplitConfig = field(default_factory=SplitConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
 
     def dataset(self, name: str) -> DatasetConfig:
         """The config of dataset ``name``, or a clear error."""
+        check_name(name, "dataset")
         if name not in self.datasets:
             raise ConfigError(f"dataset '{name}' is not listed under 'datasets' in params.yaml "
                               f"(listed: {', '.join(self.datasets)})")
         return self.datasets[name]
+
+
+def check_name(name: str, what: str) -> str:
+    """``name`` if it is a safe file name (letters, digits, '-', '_'), else a ConfigError."""
+    if not isinstance(name, str) or SAFE_NAME.fullmatch(name) is None:
+        raise ConfigError(f"{what} name {name!r} is not allowed: use 1-64 letters, digits, '-' or '_', "
+                          "starting with a letter or digit")
+    return name
 
 
 def load_config(path: str | Path = "params.yaml") -> Config:
@@ -122,7 +163,13 @@ def load_config(path: str | Path = "params.yaml") -> Config:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"params file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
     return config_from_dict(data)
 
 
@@ -138,7 +185,7 @@ def _build(cls: type, data: Any, path: str) -> Any:
         raise ConfigError(f"'{path or 'params'}' must be a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)
     if unknown:
         key = f"{path}.{unknown[0]}" if path else unknown[0]
         raise ConfigError(f"unknown key '{key}' in params.yaml (valid keys here: {', '.join(sorted(names))})")
@@ -176,6 +223,8 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"'{key}' must be true or false, got {value!r}")
         return value
     if hint is int:
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"'{key}' must be an integer, got {value!r}")
         return value
@@ -189,9 +238,9 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"'{key}' must be a number, got {value!r}")
         return float(value)
     if hint is str:
-        if not isinstance(value, str):
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ConfigError(f"'{key}' must be a string, got {value!r}")
-        return value
+        return str(value)  # YAML reads codes such as 1 or 0.5 as numbers
     raise TypeError(f"unsupported config type {hint} for '{key}'")
 
 
@@ -200,55 +249,164 @@ def _check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def _validate(c: Config) -> None:
-    from fer_age.models import MODEL_NAMES  # light import: no TensorFlow
+def _in_range(value: float, low: float, high: float, key: str, open_low: bool = False) -> None:
+    ok = (low < value if open_low else low <= value) and value <= high
+    _check(ok, f"'{key}' is {value}; allowed: {'(' if open_low else '['}{low}, {high}]")
 
+
+def _regex(pattern: str, key: str) -> re.Pattern:
+    try:
+        return re.compile(pattern)
+    except re.error as err:
+        raise ConfigError(f"'{key}' is not a valid regex: {err}") from None
+
+
+def _relative_inside(path: str, key: str) -> None:
+    pure = PurePosixPath(path.replace("\\", "/"))
+    _check(not pure.is_absolute() and ".." not in pure.parts and str(pure) not in ("", "."),
+           f"'{key}' must be a path inside the dataset's raw folder (no '..', not absolute), got {path!r}")
+
+
+def _validate_dataset(name: str, ds: DatasetConfig, age_groups: list[str]) -> None:
+    key = f"datasets.{name}"
+    check_name(name, "dataset")
+    check_name(ds.raw, f"'{key}.raw' folder")
+    _check(ds.layout in LAYOUTS, f"'{key}.layout' is '{ds.layout}'; choose one of {', '.join(LAYOUTS)}")
+    groups = ", ".join(age_groups)
+    if ds.age_group is not None:
+        _check(ds.age_group in age_groups, f"'{key}.age_group' is '{ds.age_group}'; choose one of {groups}")
+    for code, group in ds.age_codes.items():
+        _check(group in age_groups, f"'{key}.age_codes.{code}' is '{group}'; choose one of {groups}")
+    for i, group in enumerate(ds.age_groups or []):
+        _check(group in age_groups, f"'{key}.age_groups[{i}]' is '{group}'; choose one of {groups}")
+    if ds.subject_pattern is not None:
+        _check(_regex(ds.subject_pattern, f"{key}.subject_pattern").groups >= 1,
+               f"'{key}.subject_pattern' needs a capture group around the subject id")
+    gives_age = False
+    if ds.layout == "pattern":
+        _check(ds.pattern is not None, f"'{key}.pattern' is required with layout 'pattern'")
+        pattern = _regex(ds.pattern, f"{key}.pattern")
+        _check("emotion" in pattern.groupindex, f"'{key}.pattern' needs a named group (?P<emotion>...)")
+        gives_age = "age" in pattern.groupindex
+    else:
+        _check(ds.pattern is None, f"'{key}.pattern' is only used with layout 'pattern'")
+    if ds.layout == "csv":
+        _check(ds.labels_file is not None, f"'{key}.labels_file' is required with layout 'csv'")
+        _relative_inside(ds.labels_file, f"{key}.labels_file")
+        gives_age = True  # an optional age_group column; rows without one take the default
+    else:
+        _check(ds.labels_file is None, f"'{key}.labels_file' is only used with layout 'csv'")
+    _check(ds.peak_frames >= 1, f"'{key}.peak_frames' must be >= 1")
+    _check(ds.age_group is not None or gives_age,
+           f"'{key}.age_group' is required: layout '{ds.layout}' gives no per-image age group")
+
+
+def fold_counts(n_groups: int, test_size: float, valid_size: float) -> tuple[int, int, int]:
+    """How split fractions map onto groups (subjects): ``(folds, test folds, valid folds of the rest)``.
+
+    The groups are dealt into ``folds = min(20, n_groups)`` stratified folds; the test split takes
+    ``round(test_size * folds)`` of them and validation ``round(valid_size * rest)`` of the rest, so
+    fractions are honoured to within one fold. Raises ``ValueError`` when a split would get no group.
+    """
+    folds = min(20, n_groups)
+    test = round(test_size * folds)
+    valid = round(valid_size * (folds - test))
+    if folds < 3 or test < 1 or valid < 1 or folds - test - valid < 1:
+        raise ValueError(f"{n_groups} subjects/groups dealt into {folds} folds give test {test}, valid {valid}, "
+                         f"train {folds - test - valid} folds; each split needs at least one (use more subjects "
+                         "or larger fractions)")
+    return folds, test, valid
+
+
+def _validate_split_sizes(c: Config) -> None:
+    s = c.split
+    _in_range(s.test_size, 0, 0.9, "split.test_size", open_low=True)
+    _in_range(s.valid_size, 0, 0.9, "split.valid_size", open_low=True)
+    for name in c.sample.datasets:  # synthetic datasets: the number of subjects is known now
+        try:
+            fold_counts(c.sample.subjects, s.test_size, s.valid_size)
+        except ValueError as err:
+            raise ConfigError(f"'sample.subjects' ({c.sample.subjects}) with 'split.test_size' {s.test_size} and "
+                              f"'split.valid_size' {s.valid_size} for sample dataset '{name}': {err}") from None
+
+
+def _validate(c: Config) -> None:
+    _check(bool(c.age_groups) and len(set(c.age_groups)) == len(c.age_groups),
+           "'age_groups' must list at least one distinct age group name")
+    for i, group in enumerate(c.age_groups):
+        check_name(group, f"'age_groups[{i}]'")
     _check(bool(c.datasets), "'datasets' must list at least one dataset")
     for name, ds in c.datasets.items():
-        _check(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]*", name) is not None,
-               f"'datasets.{name}': dataset names may hold letters, digits and '-' only")
-        _check(ds.age_group in AGE_GROUPS,
-               f"'datasets.{name}.age_group' is '{ds.age_group}'; choose one of {', '.join(AGE_GROUPS)}")
-        if ds.subject_pattern is not None:
-            try:
-                pattern = re.compile(ds.subject_pattern)
-            except re.error as err:
-                raise ConfigError(f"'datasets.{name}.subject_pattern' is not a valid regex: {err}") from err
-            _check(pattern.groups >= 1,
-                   f"'datasets.{name}.subject_pattern' needs a capture group around the subject id")
+        _validate_dataset(name, ds, c.age_groups)
+    for key, names in (("datasets", c.datasets), ("sample.datasets", c.sample.datasets)):
+        for name in names:
+            _check(not name.upper().startswith("POOL"), f"'{key}.{name}': names starting with POOL are reserved "
+                                                        "for pooled models")
     for name, group in c.sample.datasets.items():
-        _check(group in AGE_GROUPS,
-               f"'sample.datasets.{name}' is '{group}'; choose one of {', '.join(AGE_GROUPS)}")
+        check_name(name, "'sample.datasets' dataset")
+        _check(name not in c.datasets or c.datasets[name].raw == name,
+               f"'datasets.{name}.raw' must be '{name}': the sample stage writes data/raw/{name}")
+        _check(group in c.age_groups,
+               f"'sample.datasets.{name}' is '{group}'; choose one of {', '.join(c.age_groups)}")
         if name in c.datasets:
             _check(c.datasets[name].age_group == group,
                    f"'sample.datasets.{name}' is '{group}' but 'datasets.{name}.age_group' is "
                    f"'{c.datasets[name].age_group}'")
-    _check(c.sample.subjects >= 1 and c.sample.images_per_emotion >= 1,
-           "'sample.subjects' and 'sample.images_per_emotion' must be >= 1")
-    _check(c.sample.scene_size >= 96, "'sample.scene_size' must be >= 96 pixels")
-    _check(c.img_size >= 16, "'img_size' must be >= 16 pixels")
+    _in_range(c.sample.subjects, 1, 10_000, "sample.subjects")
+    _in_range(c.sample.images_per_emotion, 1, 1000, "sample.images_per_emotion")
+    _in_range(c.sample.scene_size, 96, 2048, "sample.scene_size")
     _check(len(c.labels) >= 2 and len(set(c.labels)) == len(c.labels),
            "'labels' must hold at least two distinct emotions")
+    canonical = [canonical_emotion(label) for label in c.labels]
+    for i, emotion in enumerate(canonical):
+        first = canonical.index(emotion)
+        _check(first == i, f"'labels' names one emotion twice: '{c.labels[first]}' and '{c.labels[i]}' are both "
+                           f"{emotion}; keep one")
     _check(c.model in MODEL_NAMES, f"'model' is '{c.model}'; choose one of {', '.join(MODEL_NAMES)}")
+    spec = model_spec(c.model)
     _check(c.head in HEADS, f"'head' is '{c.head}'; choose one of {', '.join(HEADS)}")
-    _check(bool(c.crop.detectors), "'crop.detectors' must name at least one detector")
-    for i, det in enumerate(c.crop.detectors):
+    _check(c.head != "default" or spec.default_head,
+           f"'head' is 'default' but model '{c.model}' has no classifier of its own; choose m1 or m2")
+    _check(spec.min_img_size <= c.img_size <= MAX_IMG_SIZE,
+           f"'img_size' is {c.img_size}; allowed for model '{c.model}': [{spec.min_img_size}, {MAX_IMG_SIZE}]")
+    cr = c.crop
+    _check(bool(cr.detectors), "'crop.detectors' must name at least one detector")
+    for i, det in enumerate(cr.detectors):
         _check(det in DETECTORS, f"'crop.detectors[{i}]' is '{det}'; choose one of {', '.join(DETECTORS)}")
-    _check(c.crop.no_face in ("keep_full", "skip"), "'crop.no_face' must be keep_full or skip")
-    _check(0 <= c.crop.margin <= 1, "'crop.margin' must be between 0 and 1")
-    _check(0 <= c.crop.min_confidence <= 1, "'crop.min_confidence' must be between 0 and 1")
-    _check(c.crop.batch_size >= 1 and c.crop.max_side >= 64, "'crop.batch_size' >= 1, 'crop.max_side' >= 64")
-    _check(0 < c.split.test_size < 1, "'split.test_size' must be between 0 and 1")
-    _check(0 < c.split.valid_size < 1, "'split.valid_size' must be between 0 and 1")
+    _check(cr.no_face in ("keep_full", "skip"), "'crop.no_face' must be keep_full or skip")
+    _in_range(cr.margin, 0, 1, "crop.margin")
+    _in_range(cr.min_confidence, 0, 1, "crop.min_confidence")
+    _in_range(cr.min_face, 8, 512, "crop.min_face")
+    _in_range(cr.batch_size, 1, 256, "crop.batch_size")
+    _in_range(cr.max_side, 64, 8192, "crop.max_side")
+    _in_range(cr.max_pixels, 1_000_000, 2_000_000_000, "crop.max_pixels")
+    _validate_split_sizes(c)
     t = c.train
-    _check(t.weights in ("imagenet", "none") or t.weights.endswith((".h5", ".keras")),
-           "'train.weights' must be imagenet, none or a path to a .h5/.keras weights file")
+    named = ("pretrained", "imagenet", "fer2013", "none")
+    _check(t.weights in named or t.weights.endswith((".h5", ".keras", ".hdf5")),
+           f"'train.weights' must be one of {', '.join(named)} or a path to a .h5/.hdf5/.keras weights file")
+    _check(t.weights not in ("imagenet", "fer2013") or t.weights in spec.weights,
+           f"'train.weights' is {t.weights}, which model '{c.model}' does not have (it has: "
+           f"{', '.join(spec.weights)}; 'pretrained' picks its own)")
     _check(t.preprocessing in ("backbone", "rescale"), "'train.preprocessing' must be backbone or rescale")
-    _check(t.epochs is None or t.epochs >= 1, "'train.epochs' must be >= 1")
-    _check(t.batch_size is None or t.batch_size >= 1, "'train.batch_size' must be >= 1")
-    _check(t.learning_rate is None or t.learning_rate > 0, "'train.learning_rate' must be > 0")
-    _check(t.fine_tune_layers is None or t.fine_tune_layers >= 0, "'train.fine_tune_layers' must be >= 0")
-    _check(bool(t.experiment), "'train.experiment' must not be empty")
+    for key, value, high in (("epochs", t.epochs, 1000), ("batch_size", t.batch_size, 4096),
+                             ("fine_tune_layers", t.fine_tune_layers, 100_000),
+                             ("early_stopping_patience", t.early_stopping_patience, 1000),
+                             ("reduce_lr_patience", t.reduce_lr_patience, 1000)):
+        if value is not None:
+            _in_range(value, 0 if key == "fine_tune_layers" else 1, high, f"train.{key}")
+    if t.learning_rate is not None:
+        _in_range(t.learning_rate, 0, 1, "train.learning_rate", open_low=True)
+    _in_range(t.reduce_lr_factor, 0, 1, "train.reduce_lr_factor", open_low=True)
+    _in_range(t.min_learning_rate, 0, 1, "train.min_learning_rate")
+    _in_range(t.label_smoothing, 0, 0.5, "train.label_smoothing")
+    _check(t.pool in POOLS, f"'train.pool' is '{t.pool}'; choose one of {', '.join(POOLS)}")
+    _check(bool(t.experiment.strip()), "'train.experiment' must not be empty")
     e = c.evaluate
-    _check(e.bootstrap_samples >= 100, "'evaluate.bootstrap_samples' must be >= 100")
-    _check(0.5 < e.confidence_level < 1, "'evaluate.confidence_level' must be between 0.5 and 1")
+    _in_range(e.bootstrap_samples, 100, MAX_BOOTSTRAP_SAMPLES, "evaluate.bootstrap_samples")
+    _in_range(e.confidence_level, 0.5, 0.999, "evaluate.confidence_level", open_low=True)
+    _in_range(e.gallery_size, 0, 200, "evaluate.gallery_size")
+    for i, baseline in enumerate(e.baselines):
+        _check(baseline in BASELINES, f"'evaluate.baselines[{i}]' is '{baseline}'; choose one of "
+                                      f"{', '.join(BASELINES)}")
+    _in_range(c.explain.images_per_cell, 0, 100, "explain.images_per_cell")

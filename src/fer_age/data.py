@@ -8,20 +8,52 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from fer_age.errors import FerAgeError
+from fer_age.layout import array_paths, require
+
 
 def load_split(split_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """``X`` (memory-mapped uint8) and ``y`` (int64) of one split, or a clear error."""
-    x_path, y_path = split_dir / f"X_{split}.npy", split_dir / f"y_{split}.npy"
+    x_path, y_path = array_paths(split_dir, split)
     for path in (x_path, y_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"split file {path} is missing: run the split stage for this dataset")
+        require(path, f"run the split stage for dataset '{split_dir.name}'")
     images = np.load(x_path, mmap_mode="r", allow_pickle=False)
     labels = np.load(y_path, allow_pickle=False)
     if len(images) == 0:
-        raise ValueError(f"split {split_dir.name}/{split} is empty: the dataset has too few images")
+        raise FerAgeError(f"split {split_dir.name}/{split} is empty: the dataset has too few images")
     if len(images) != len(labels):
-        raise ValueError(f"{x_path} holds {len(images)} images but {y_path} {len(labels)} labels")
+        raise FerAgeError(f"{x_path} holds {len(images)} images but {y_path} {len(labels)} labels")
     return images, labels
+
+
+class StackedImages:
+    """Several memory-mapped image arrays read as one, without copying them (pooled training)."""
+
+    def __init__(self, arrays: list[np.ndarray]):
+        self.arrays = arrays
+        self.offsets = np.cumsum([0] + [len(a) for a in arrays])
+        self.shape = (int(self.offsets[-1]), *arrays[0].shape[1:])
+        self.dtype = arrays[0].dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, indices: np.ndarray) -> np.ndarray:
+        indices = np.asarray(indices)
+        which = np.searchsorted(self.offsets, indices, side="right") - 1
+        batch = np.empty((len(indices), *self.shape[1:]), self.dtype)
+        for k in np.unique(which):
+            chosen = which == k
+            batch[chosen] = self.arrays[k][indices[chosen] - self.offsets[k]]
+        return batch
+
+
+def load_splits(split_dirs: list[Path], split: str) -> tuple[np.ndarray | StackedImages, np.ndarray]:
+    """One split of one dataset, or of several read as one (same image size)."""
+    parts = [load_split(d, split) for d in split_dirs]
+    if len(parts) == 1:
+        return parts[0]
+    return StackedImages([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
 
 def augmenter(seed: int) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -41,19 +73,21 @@ def augmenter(seed: int) -> Callable[[tf.Tensor], tf.Tensor]:
     return augment
 
 
-def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, preprocess: Callable,
-                 training: bool = False, augment: bool = False, seed: int = 42) -> tf.data.Dataset:
-    """Batches of (preprocessed float32 images, int labels); shuffled and augmented when training.
+def make_dataset(images: np.ndarray | StackedImages, labels: np.ndarray, batch_size: int, preprocess: Callable,
+                 n_classes: int, training: bool = False, augment: bool = False, seed: int = 42,
+                 class_weights: np.ndarray | None = None) -> tf.data.Dataset:
+    """Batches of (preprocessed float32 images, one-hot labels[, sample weights]).
 
-    Images are gathered batch by batch from the (memory-mapped) array, so the whole set is
-    never copied into RAM as floats.
+    Shuffled and augmented when training. Images are gathered batch by batch from the
+    (memory-mapped) array, so the whole set is never copied into RAM as floats.
     """
     height, width, channels = images.shape[1:]
+    weights = np.ones(n_classes, np.float32) if class_weights is None else class_weights.astype(np.float32)
 
     def gather(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(images[indices]), labels[indices].astype(np.int64)
 
-    def load(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def load(indices: tf.Tensor):
         x, y = tf.numpy_function(gather, [indices], (tf.uint8, tf.int64))
         x.set_shape([None, height, width, channels])
         y.set_shape([None])
@@ -66,6 +100,16 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, prepro
     if augment:
         augment_batch = augmenter(seed)
         dataset = dataset.map(lambda x, y: (augment_batch(x), y))
-    dataset = dataset.map(lambda x, y: (preprocess(x), y), num_parallel_calls=tf.data.AUTOTUNE,
-                          deterministic=True)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def finish(x, y):
+        targets = tf.one_hot(y, n_classes)
+        if class_weights is None:
+            return preprocess(x), targets
+        return preprocess(x), targets, tf.gather(weights, y)
+
+    return dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def image_batches(images: np.ndarray, batch_size: int, preprocess: Callable) -> tf.data.Dataset:
+    """Preprocessed float32 batches of ``images`` in order, for prediction."""
+    return make_dataset(images, np.zeros(len(images), np.int64), batch_size, preprocess, 1).map(lambda x, y: x)

@@ -1,73 +1,290 @@
-"""Raw dataset layout: ``data/raw/<DATASET>/<DATASET>_<Emotion>/`` image folders."""
+"""Raw datasets in the layouts they are distributed in: what every entry under a raw folder is.
+
+``discover`` walks every entry under ``data/raw/<raw>/`` (files, symbolic links, broken links) and
+returns one :class:`RawItem` each: a candidate image with its emotion, label, subject and age
+group, or a status saying why it is not used. Layouts (``datasets.<DS>.layout``):
+
+- ``folders``: ``<NAME>_<Emotion>/`` or ``<Emotion>/`` folders (the original study's layout);
+- ``ckplus``: CK+ as distributed, ``cohn-kanade-images/<S>/<seq>/*.png`` with
+  ``Emotion/<S>/<seq>/*_emotion.txt`` label files; the last ``peak_frames`` frames take the label;
+- ``pattern``: a regex over the relative path with groups ``emotion``, ``subject``, ``age``;
+- ``csv``: a labels file with columns ``path, emotion[, subject, age_group]``.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from pathlib import Path
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+
+from fer_age.config import ConfigError, DatasetConfig
+from fer_age.emotions import CKPLUS_CODES, KNOWN_EMOTIONS, canonical_emotion
+from fer_age.errors import FerAgeError
+from fer_age.layout import MissingInputError, Status
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
-
-EMOTION_ALIASES = {
-    "angry": "Angry", "anger": "Angry",
-    "fear": "Fear", "fearful": "Fear", "afraid": "Fear", "scared": "Fear",
-    "happy": "Happy", "happiness": "Happy", "joy": "Happy",
-    "sad": "Sad", "sadness": "Sad",
-    "disgust": "Disgust", "disgusted": "Disgust",
-    "surprise": "Surprise", "surprised": "Surprise",
-    "neutral": "Neutral", "contempt": "Contempt",
-}
-
-
-def canonical_emotion(name: str) -> str:
-    """Map an emotion name or alias (any case) onto its canonical spelling."""
-    return EMOTION_ALIASES.get(name.strip().lower(), name.strip())
-
-
-def folder_emotion(folder: str, source: str) -> str:
-    """The canonical emotion of a ``<SOURCE>_<Emotion>[_cropped]`` or ``<Emotion>`` folder."""
-    name = re.sub(r"_cropped$", "", folder, flags=re.IGNORECASE)
-    prefix = f"{source}_"
-    if name.lower().startswith(prefix.lower()):
-        name = name[len(prefix):]
-    return canonical_emotion(name)
+CKPLUS_IMAGES, CKPLUS_LABELS = "cohn-kanade-images", "Emotion"
 
 
 @dataclass(frozen=True)
 class RawItem:
-    """One file found in a raw dataset folder."""
+    """One entry under a raw folder: a candidate image (``status == ''``) or why it is not used."""
 
+    source: str  # path relative to the raw folder, '/'-separated
     path: Path
-    emotion: str  # canonical emotion of its folder
-    label: int | None  # index into params labels; None when the emotion is not studied
-    is_image: bool  # has an accepted image extension
+    emotion: str = ""
+    label: int | None = None  # index into params labels
+    subject: str = ""
+    age_group: str = ""
+    status: str = ""
+    message: str = ""
 
 
-def discover(root: Path, source: str, labels: list[str]) -> list[RawItem]:
-    """Every file under the emotion folders of ``root``, sorted, with its label.
+@dataclass(frozen=True)
+class Annotation:
+    """What a layout says about one image file."""
 
-    Folders of emotions outside ``labels`` are returned with ``label=None`` so that the
-    caller reports them rather than dropping them silently.
+    emotion: str
+    subject: str = ""
+    age_group: str = ""
+
+
+@dataclass
+class Reading:
+    """What a layout reader makes of a raw folder's regular files."""
+
+    annotations: dict[str, Annotation | str] = field(default_factory=dict)  # image -> labels, or why none
+    metadata: dict[str, str] = field(default_factory=dict)  # files the layout reads (labels files) -> message
+    missing: dict[str, str] = field(default_factory=dict)  # listed in a labels file but absent -> message
+
+
+# A layout reader gets the raw folder, its regular files (relative, sorted), the dataset config and name.
+LayoutReader = Callable[[Path, list[str], DatasetConfig, str], Reading]
+
+
+def walk(root: Path) -> tuple[list[str], dict[str, tuple[str, str]]]:
+    """Every entry under ``root``: regular files, and the others with their status and message.
+
+    Directory links are followed once (a link back into a folder already walked is a loop).
     """
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"raw dataset folder '{root}' does not exist: put the images in "
-            f"{root}/{source}_<Emotion>/ (or {root}/<Emotion>/) and run `dvc add {root}`")
-    wanted = {canonical_emotion(label): i for i, label in enumerate(labels)}
-    items = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        emotion = folder_emotion(folder.name, source)
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            items.append(RawItem(path, emotion, wanted.get(emotion),
-                                 path.suffix.lower() in IMAGE_EXTENSIONS))
-    return items
+    files: list[str] = []
+    others: dict[str, tuple[str, str]] = {}
+    seen = {root.resolve()}
+
+    def visit(folder: Path, relative: PurePosixPath) -> None:
+        for child in sorted(folder.iterdir(), key=lambda p: p.name):
+            source = str(relative / child.name)
+            try:
+                target = child.resolve(strict=True)
+            except (OSError, RuntimeError) as err:
+                others[source] = (Status.BROKEN_LINK, f"broken or looping link: {type(err).__name__}")
+                continue
+            if child.is_dir():
+                if target in seen:
+                    others[source] = (Status.BROKEN_LINK, f"link loop: {target} is already walked")
+                    continue
+                seen.add(target)
+                visit(child, relative / child.name)
+            elif child.is_file():
+                files.append(source)
+            else:
+                others[source] = (Status.NOT_AN_IMAGE, "not a regular file")
+
+    visit(root, PurePosixPath())
+    return files, others
 
 
-def subject_id(filename: str, pattern: str | None) -> str | None:
-    """The subject id in ``filename`` by ``pattern`` (its ``subject`` group, else group 1)."""
+def is_image(source: str) -> bool:
+    return PurePosixPath(source).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def folder_emotion(folder: str) -> str:
+    """The canonical emotion of a ``<NAME>_<Emotion>[_cropped]`` or ``<Emotion>`` folder."""
+    name = re.sub(r"_cropped$", "", folder, flags=re.IGNORECASE)
+    if canonical_emotion(name) in KNOWN_EMOTIONS or "_" not in name:
+        return canonical_emotion(name)
+    return canonical_emotion(name.rsplit("_", 1)[-1])
+
+
+def read_folders(root: Path, files: list[str], ds: DatasetConfig, name: str):
+    reading = Reading()
+    for source in files:
+        parts = PurePosixPath(source).parts
+        reading.annotations[source] = (Annotation(folder_emotion(parts[0])) if len(parts) > 1 else
+                                       "at the top of the raw folder, outside any <NAME>_<Emotion>/ folder")
+    return reading
+
+
+def read_ckplus(root: Path, files: list[str], ds: DatasetConfig, name: str):
+    reading = Reading()
+    annotations = reading.annotations
+    sequence_emotion: dict[tuple[str, str], str] = {}
+    frames: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for source in files:
+        parts = PurePosixPath(source).parts
+        if len(parts) == 4 and parts[0] == CKPLUS_LABELS and parts[3].endswith("_emotion.txt"):
+            emotion, message = _ckplus_label(root / source)
+            if emotion:
+                sequence_emotion[parts[1], parts[2]] = emotion
+            reading.metadata[source] = message
+        elif len(parts) == 4 and parts[0] == CKPLUS_IMAGES and is_image(source):
+            frames[parts[1], parts[2]].append(source)
+        elif is_image(source):
+            annotations[source] = f"not in {CKPLUS_IMAGES}/<subject>/<sequence>/ (layout 'ckplus')"
+    for (subject, sequence), sources in frames.items():
+        emotion = sequence_emotion.get((subject, sequence))
+        ordered = sorted(sources)
+        for i, source in enumerate(ordered):
+            if emotion is None:
+                annotations[source] = f"sequence {subject}/{sequence} has no emotion label file"
+            elif i < len(ordered) - ds.peak_frames:
+                annotations[source] = Status.NOT_PEAK_FRAME
+            else:
+                annotations[source] = Annotation(emotion, subject)
+    return reading
+
+
+def _ckplus_label(path: Path) -> tuple[str, str]:
+    """The emotion in a CK+ ``*_emotion.txt`` file and a message for the report."""
+    try:
+        value = float(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError, UnicodeDecodeError) as err:
+        return "", f"emotion label file unreadable ({type(err).__name__}); its sequence is unlabelled"
+    if not value.is_integer() or int(value) not in CKPLUS_CODES:
+        return "", f"emotion code {value:g} is not a CK+ code (0-7); its sequence is unlabelled"
+    return CKPLUS_CODES[int(value)], f"emotion label: {int(value)} = {CKPLUS_CODES[int(value)]}"
+
+
+def read_pattern(root: Path, files: list[str], ds: DatasetConfig, name: str):
+    pattern = re.compile(ds.pattern or "")
+    annotations: dict[str, Annotation | str] = {}
+    for source in filter(is_image, files):
+        match = pattern.search(source)
+        if match is None:
+            annotations[source] = f"does not match datasets.{name}.pattern"
+            continue
+        groups = {k: v for k, v in match.groupdict().items() if v is not None}
+        emotion = _decode(groups.get("emotion", ""), ds.emotion_codes, f"datasets.{name}.emotion_codes")
+        age = _decode(groups["age"], ds.age_codes, f"datasets.{name}.age_codes") if "age" in groups else ""
+        problem = next((v for v in (emotion, age) if v.startswith("code ")), None)
+        annotations[source] = problem or Annotation(emotion, groups.get("subject", ""), age)
+    return Reading(annotations)
+
+
+def _decode(code: str, codes: dict[str, str], key: str) -> str:
+    if not codes:
+        return code
+    return codes.get(code, f"code '{code}' is not in {key}")
+
+
+def read_csv(root: Path, files: list[str], ds: DatasetConfig, name: str):
+    labels_file = ds.labels_file or ""
+    path = root / labels_file
+    if not path.is_file():
+        raise MissingInputError(f"datasets.{name}.labels_file: {path} does not exist")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise FerAgeError(f"datasets.{name}.labels_file {path} is not a readable CSV file: {err}") from None
+    missing = {"path", "emotion"} - set(table.columns)
+    if missing:
+        raise FerAgeError(f"datasets.{name}.labels_file {path} lacks the column(s) {', '.join(sorted(missing))} "
+                          f"(has: {', '.join(table.columns)})")
+    table["path"] = [str(PurePosixPath(p.strip().replace("\\", "/"))) for p in table["path"]]
+    annotations: dict[str, Annotation | str] = {}
+    for source, rows in table.groupby("path", sort=True):
+        records = {(r.get("emotion", ""), r.get("subject", ""), r.get("age_group", ""))
+                   for r in rows.to_dict("records")}
+        if len(records) > 1:
+            annotations[source] = f"listed {len(rows)} times in {labels_file} with different values"
+            continue
+        emotion, subject, age = records.pop()
+        annotations[source] = Annotation(emotion.strip(), subject.strip(), age.strip())
+    present = set(files)
+    reading = Reading(metadata={str(PurePosixPath(labels_file)): "labels file (layout 'csv')"})
+    for source, annotation in annotations.items():
+        if source in present:
+            reading.annotations[source] = annotation
+        else:
+            reading.missing[source] = f"listed in {labels_file}, but there is no such file"
+    for source in files:
+        if is_image(source) and source not in annotations:
+            reading.annotations[source] = f"not listed in {labels_file}"
+    return reading
+
+
+LAYOUT_READERS: dict[str, LayoutReader] = {"folders": read_folders, "ckplus": read_ckplus, "pattern": read_pattern,
+                                           "csv": read_csv}
+
+
+def subject_id(filename: str, pattern: str | None) -> str:
+    """The subject id in ``filename`` by ``pattern`` (its ``subject`` group, else group 1), or ''."""
     if pattern is None:
-        return None
+        return ""
     match = re.search(pattern, filename)
     if match is None:
-        return None
-    return match.groupdict().get("subject") or match.group(1)
+        return ""
+    return match.groupdict().get("subject") or match.group(1) or ""
+
+
+def discover(root: Path, name: str, ds: DatasetConfig, labels: list[str]) -> list[RawItem]:
+    """One item per entry under the raw folder ``root``, sorted by source, each with a label or a status."""
+    if not root.is_dir():
+        raise MissingInputError(
+            f"raw folder '{root}' of dataset '{name}' does not exist: put the dataset there in its "
+            f"'{ds.layout}' layout (see README) and run `dvc add {root}`")
+    files, others = walk(root)
+    reading = LAYOUT_READERS[ds.layout](root, files, ds, name)
+    wanted = {canonical_emotion(label): i for i, label in enumerate(labels)}
+    items = [RawItem(s, root / s, status=status, message=message) for s, (status, message) in others.items()]
+    for source in files:
+        item = RawItem(source, root / source)
+        if source in reading.metadata:
+            items.append(replace(item, status=Status.METADATA, message=reading.metadata[source]))
+        elif not is_image(source):
+            suffix = PurePosixPath(source).suffix or "(none)"
+            items.append(replace(item, status=Status.NOT_AN_IMAGE, message=f"extension {suffix} is not an image type"))
+        else:
+            items.append(_label(item, reading.annotations.get(source, "no label"), ds, name, wanted))
+    items += [RawItem(s, root / s, status=Status.MISSING, message=m) for s, m in reading.missing.items()]
+    return sorted(items, key=lambda i: i.source)
+
+
+def _label(item: RawItem, annotation: Annotation | str, ds: DatasetConfig, name: str,
+           wanted: dict[str, int]) -> RawItem:
+    if annotation == Status.NOT_PEAK_FRAME:
+        return replace(item, status=Status.NOT_PEAK_FRAME,
+                       message=f"before the last {ds.peak_frames} frames of its sequence")
+    if isinstance(annotation, str):
+        return replace(item, status=Status.UNLABELLED, message=annotation)
+    emotion = canonical_emotion(annotation.emotion)
+    subject = annotation.subject or subject_id(PurePosixPath(item.source).name, ds.subject_pattern)
+    age = annotation.age_group or ds.age_group or ""
+    item = replace(item, emotion=emotion, subject=subject, age_group=age, label=wanted.get(emotion))
+    if item.label is None:
+        return replace(item, status=Status.EXCLUDED_EMOTION, message=f"emotion '{emotion}' is not in params labels")
+    if not age:
+        return replace(item, status=Status.UNLABELLED,
+                       message=f"no age group (set datasets.{name}.age_group or give one per image)")
+    if ds.age_groups is not None and age not in ds.age_groups:
+        return replace(item, status=Status.EXCLUDED_AGE_GROUP,
+                       message=f"age group '{age}' is not in datasets.{name}.age_groups")
+    return item
+
+
+def check_labels(items: list[RawItem], labels: list[str], name: str) -> None:
+    """Every label must have at least one candidate image, else an error naming 'labels' and the dataset."""
+    counts = defaultdict(int)
+    for item in items:
+        if not item.status:
+            counts[item.label] += 1
+    empty = [label for i, label in enumerate(labels) if counts[i] == 0]
+    if empty:
+        found = sorted({i.emotion for i in items if i.emotion})
+        raise ConfigError(f"'labels' lists {', '.join(empty)}, but dataset '{name}' has no image of it "
+                          f"(emotions found: {', '.join(found) or 'none'}); remove it from 'labels' or fix "
+                          f"datasets.{name}")

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -15,11 +16,13 @@ import cv2
 import numpy as np
 
 from fer_age.config import CropConfig
+from fer_age.errors import FerAgeError
 
 HAAR_FILE = "haarcascade_frontalface_default.xml"
+BUCKET = 64  # MTCNN batches hold images padded to the same multiple of this many pixels
 
 
-class DetectorUnavailableError(RuntimeError):
+class DetectorUnavailableError(FerAgeError, RuntimeError):
     """A detector cannot run here (missing weights or cascade file)."""
 
 
@@ -53,19 +56,57 @@ class NoDetector:
 
 
 class MtcnnDetector:
-    """MTCNN (the ``mtcnn`` package, weights shipped in its wheel); detects whole batches."""
+    """MTCNN (the ``mtcnn`` package, weights shipped in its wheel), in batches of same-shape images.
+
+    MTCNN pads a mixed batch to its largest image and builds its scale pyramid over every image's
+    scales, so what it finds in an image would depend on the batch around it. Here every image is
+    padded (bottom and right, mid-grey) to its own bucket shape, the next multiple of ``BUCKET``
+    pixels, and batched only with images of that shape: the faces found in an image depend on that
+    image alone, whatever ``batch_size`` is.
+    """
 
     name = "mtcnn"
 
-    def __init__(self, min_confidence: float):
+    def __init__(self, min_confidence: float, batch_size: int = 16):
+        import mtcnn.utils.bboxes
         from mtcnn import MTCNN
 
+        # mtcnn 1.0 orders proposals with an unstable sort over the whole batch, so boxes of equal score
+        # in one image came out in an order that depended on the other images: a stable sort keeps each
+        # image's own order (identical results whatever the batch holds)
+        mtcnn.utils.bboxes.sort_by_scores = _stable_sort_by_scores
         self.min_confidence = min_confidence
+        self.batch_size = batch_size
         self.model = MTCNN(device="CPU:0" if not _has_gpu() else "GPU:0")
 
     def detect(self, images: list[np.ndarray]) -> list[list[Face]]:
-        results = self.model.detect_faces(images) if len(images) > 1 else [self.model.detect_faces(images[0])]
-        return [[_mtcnn_face(f) for f in faces if f["confidence"] >= self.min_confidence] for faces in results]
+        results: list[list[Face]] = [[] for _ in images]
+        buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for i, image in enumerate(images):
+            buckets[bucket_shape(image.shape)].append(i)
+        for shape, members in sorted(buckets.items()):
+            for start in range(0, len(members), self.batch_size):
+                chunk = members[start:start + self.batch_size]
+                found = self.model.detect_faces([pad_to(images[i], shape) for i in chunk])
+                for i, faces in zip(chunk, found):
+                    results[i] = [_mtcnn_face(f) for f in faces if f["confidence"] >= self.min_confidence]
+        return results
+
+
+def _stable_sort_by_scores(tensor: np.ndarray, scores: np.ndarray, ascending: bool = True) -> np.ndarray:
+    return tensor[np.argsort(scores if ascending else -scores, kind="stable")]
+
+
+def bucket_shape(shape: tuple[int, ...]) -> tuple[int, int]:
+    """Height and width rounded up to the next multiple of ``BUCKET``."""
+    return tuple(-(-side // BUCKET) * BUCKET for side in shape[:2])
+
+
+def pad_to(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``image`` padded at the bottom and right with mid-grey to ``shape`` (coordinates unchanged)."""
+    height, width = image.shape[:2]
+    return cv2.copyMakeBorder(image, 0, shape[0] - height, 0, shape[1] - width, cv2.BORDER_CONSTANT,
+                              value=(127, 127, 127))
 
 
 def _mtcnn_face(found: dict) -> Face:
@@ -73,7 +114,17 @@ def _mtcnn_face(found: dict) -> Face:
     points = found.get("keypoints", {})
     # mtcnn names eyes from the viewer's side; keep image-left as left_eye
     eyes = sorted([tuple(map(float, points[k])) for k in ("left_eye", "right_eye") if k in points])
-    return Face((x, y, w, h), float(found["confidence"]), *(eyes if len(eyes) == 2 else (None, None)))
+    return quantized(Face((x, y, w, h), float(found["confidence"]), *(eyes if len(eyes) == 2 else (None, None))))
+
+
+def quantized(face: Face) -> Face:
+    """``face`` with confidence to 4 decimals and eyes to 0.1 px: the last bits of a detector's floats vary
+    with batch size and CPU, and should not change a crop."""
+    def point(p):
+        return None if p is None else (round(p[0], 1), round(p[1], 1))
+
+    return replace(face, confidence=round(face.confidence, 4), left_eye=point(face.left_eye),
+                   right_eye=point(face.right_eye))
 
 
 class HaarDetector:
@@ -145,7 +196,7 @@ class RetinaFaceDetector:
             for f in (found.values() if isinstance(found, dict) else []):
                 x1, y1, x2, y2 = (int(v) for v in f["facial_area"])
                 eyes = sorted(tuple(map(float, f["landmarks"][k])) for k in ("left_eye", "right_eye"))
-                faces.append(Face((x1, y1, x2 - x1, y2 - y1), float(f["score"]), *eyes))
+                faces.append(quantized(Face((x1, y1, x2 - x1, y2 - y1), float(f["score"]), *eyes)))
             results.append(faces)
         return results
 
@@ -159,7 +210,7 @@ def _has_gpu() -> bool:
 def make_detector(name: str, cfg: CropConfig) -> Detector:
     """Build detector ``name`` (one of config.DETECTORS)."""
     if name == "mtcnn":
-        return MtcnnDetector(cfg.min_confidence)
+        return MtcnnDetector(cfg.min_confidence, cfg.batch_size)
     if name == "haar":
         return HaarDetector(cfg.haar_cascade)
     if name == "retinaface":
@@ -169,9 +220,30 @@ def make_detector(name: str, cfg: CropConfig) -> Detector:
     raise KeyError(f"unknown detector '{name}'")
 
 
-def best_face(faces: list[Face]) -> Face | None:
-    """The most confident face, the largest among equally confident ones."""
-    return max(faces, key=lambda f: (round(f.confidence, 2), f.area), default=None)
+def clip_face(face: Face, height: int, width: int, min_face: int) -> tuple[Face | None, str]:
+    """``face`` with its box clipped to the image, or None and why it is unusable.
+
+    A box must have a positive size, and at least ``min_face`` pixels on each side once clipped.
+    """
+    x, y, w, h = face.box
+    if w <= 0 or h <= 0:
+        return None, f"box {w}x{h} at ({x}, {y}) has no area"
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
+    if x1 - x0 < min_face or y1 - y0 < min_face:
+        inside = f"{max(x1 - x0, 0)}x{max(y1 - y0, 0)}"
+        return None, f"box {w}x{h} at ({x}, {y}) is {inside} inside the image, below crop.min_face {min_face}"
+    return replace(face, box=(x0, y0, x1 - x0, y1 - y0)), ""
+
+
+def choose_face(faces: list[Face], height: int, width: int, min_face: int) -> tuple[Face | None, str]:
+    """The best usable face (most confident, then largest) and, when there is none, why."""
+    reasons = []
+    for face in sorted(faces, key=lambda f: (-round(f.confidence, 2), -f.area)):
+        usable, reason = clip_face(face, height, width, min_face)
+        if usable is not None:
+            return usable, ""
+        reasons.append(reason)
+    return None, "; ".join(reasons) or "no face found"
 
 
 def crop_face(image: np.ndarray, face: Face, margin: float, align: bool) -> np.ndarray:

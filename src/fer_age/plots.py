@@ -28,12 +28,14 @@ def _grid(n: int, max_cols: int, cell: tuple[float, float]) -> tuple[plt.Figure,
     return fig, list(axes.flat[:n])
 
 
-def plot_history(history: pd.DataFrame, title: str, path: Path) -> None:
-    """Accuracy and loss curves, train vs validation, per epoch."""
+def plot_history(history: pd.DataFrame, title: str, path: Path, kept_epoch: int) -> None:
+    """Accuracy and loss curves, train vs validation, per epoch, with the epoch whose weights were kept."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("accuracy", "loss")):
         ax.plot(history["epoch"], history[metric], marker="o", label="train")
         ax.plot(history["epoch"], history[f"val_{metric}"], marker="o", label="validation")
+        ax.axvline(kept_epoch, color="grey", linestyle="--",
+                   label=f"kept: epoch {kept_epoch}" + (" (before training)" if kept_epoch == 0 else ""))
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.legend()
@@ -75,7 +77,7 @@ def plot_confusion_grid(matrices: dict[str, np.ndarray], labels: list[str], path
 
 
 def plot_gallery(images: list[np.ndarray], captions: list[str], path: Path) -> None:
-    """A grid of misclassified test faces, each captioned 'true -> predicted'."""
+    """A grid of misclassified test faces, each captioned with the model, 'true → predicted' and the file."""
     fig, axes = _grid(max(len(images), 1), 6, (2, 2.3))
     for ax, image, caption in zip(axes, images, captions):
         ax.imshow(image)

@@ -8,11 +8,16 @@ feature size (children) or grey hair and wrinkles (older adults).
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from fer_age.config import Config, ConfigError
+from fer_age.layout import RAW, fresh_dir
 
 SKIN_TONES = [(235, 200, 175), (224, 185, 150), (205, 160, 125), (180, 130, 95), (150, 105, 75), (115, 78, 55)]
 HAIR_COLOURS = {"young": [(35, 25, 20), (70, 45, 25), (120, 80, 40), (190, 150, 90), (20, 20, 20)],
@@ -168,11 +173,16 @@ def render_scene(subject: Subject, emotion: str, size: int, rng: np.random.Gener
     return cv2.GaussianBlur(scene, (0, 0), rng.uniform(0.5, 1.2))
 
 
+def name_seed(name: str) -> int:
+    """A 64-bit seed derived from a dataset name (distinct for anagrams, unlike a byte sum)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+
+
 def generate_dataset(out_dir: Path, name: str, age_group: str, labels: list[str], subjects: int,
                      images_per_emotion: int, scene_size: int, seed: int) -> int:
     """Write ``<out_dir>/<name>_<Emotion>/<name>_s<NN>_<Emotion>_<k>.png``; returns the count."""
     # a per-dataset stream, so adding a dataset does not change the others
-    rng = np.random.default_rng([seed, sum(name.encode())])
+    rng = np.random.default_rng([seed, name_seed(name)])
     count = 0
     people = [make_subject(i, age_group, rng) for i in range(subjects)]
     for emotion in labels:
@@ -185,3 +195,16 @@ def generate_dataset(out_dir: Path, name: str, age_group: str, labels: list[str]
                 cv2.imwrite(str(path), cv2.cvtColor(scene, cv2.COLOR_RGB2BGR))
                 count += 1
     return count
+
+
+def main(config: Config, args: argparse.Namespace) -> None:
+    """``fer-age sample DATASET``: write the synthetic dataset into its raw folder."""
+    name = args.dataset
+    if name not in config.sample.datasets:
+        raise ConfigError(f"'{name}' is not listed under 'sample.datasets' in params.yaml")
+    raw = config.datasets[name].raw if name in config.datasets else name
+    s = config.sample
+    out_dir = fresh_dir(RAW, raw)
+    n = generate_dataset(out_dir, name, s.datasets[name], config.labels, s.subjects, s.images_per_emotion,
+                         s.scene_size, config.seed)
+    print(f"sample {name}: {n} images in {RAW / raw}")

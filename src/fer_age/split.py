@@ -1,12 +1,15 @@
 """Split stage: stratified, subject-disjoint train/valid/test arrays with a manifest.
 
 Arrays: ``X_<split>.npy`` uint8 of shape N x img_size x img_size x 3 (RGB) and
-``y_<split>.npy`` int64 class indices into params ``labels`` (not one-hot).
+``y_<split>.npy`` int64 class indices into params ``labels`` (not one-hot). Images are decoded
+one at a time straight into memory-mapped arrays, so memory does not grow with the dataset.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import warnings
 from pathlib import Path
 
 import cv2
@@ -14,39 +17,26 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from fer_age.config import SplitConfig
-from fer_age.crop import REPORT_NAME, USABLE
-from fer_age.datasets import subject_id
-
-SPLITS = ("train", "valid", "test")
+from fer_age.config import Config, SplitConfig, fold_counts
+from fer_age.errors import FerAgeError
+from fer_age.layout import CROPPED, MANIFEST, SPLIT_NAMES, SPLITS, USABLE, array_paths, fresh_dir, read_crop_report
 
 
-class SplitError(ValueError):
+class SplitError(FerAgeError, ValueError):
     """The data cannot be split as asked (too few images or subjects in a class)."""
 
 
-def read_crops(crop_dir: Path, subject_pattern: str | None, img_size: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """The usable crops of a dataset, resized, with subject ids and content hashes."""
-    report_path = crop_dir / REPORT_NAME
-    if not report_path.is_file():
-        raise FileNotFoundError(f"crop report {report_path} is missing: run the crop stage first")
-    report = pd.read_csv(report_path, keep_default_na=False)
+def usable_crops(crop_dir: Path) -> pd.DataFrame:
+    """The usable rows of the crop report, sorted by source, with a content hash of each crop."""
+    report = read_crop_report(crop_dir)
     rows = report[report["status"].isin(USABLE)].sort_values("source").reset_index(drop=True)
     if rows.empty:
-        raise SplitError(f"{report_path} lists no usable image")
-    images, digests = [], []
-    for output in rows["output"]:
-        data = (crop_dir / output).read_bytes()
-        digests.append(hashlib.sha1(data).hexdigest())
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        image = cv2.resize(image, (img_size, img_size), interpolation=cv2.INTER_AREA)
-        images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    manifest = pd.DataFrame({
+        raise SplitError(f"{crop_dir} lists no usable image")
+    return pd.DataFrame({
         "source": rows["source"], "output": rows["output"], "emotion": rows["emotion"],
-        "label": rows["label"].astype(int), "sha1": digests,
-        "subject": [subject_id(Path(s).name, subject_pattern) or "" for s in rows["source"]],
+        "label": rows["label"].astype("int64"), "subject": rows["subject"], "age_group": rows["age_group"],
+        "sha1": [hashlib.sha1((crop_dir / output).read_bytes()).hexdigest() for output in rows["output"]],
     })
-    return manifest, np.stack(images).astype(np.uint8)
 
 
 def group_ids(subjects: list[str], digests: list[str], by_subject: bool) -> np.ndarray:
@@ -68,52 +58,83 @@ def group_ids(subjects: list[str], digests: list[str], by_subject: bool) -> np.n
     return np.unique(roots, return_inverse=True)[1]
 
 
-def _fold(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    n_splits = max(round(1 / fraction), 2)
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    rest, held_out = next(splitter.split(np.zeros(len(labels)), labels, groups))
-    return rest, held_out
-
-
 def assign_splits(labels: np.ndarray, groups: np.ndarray, cfg: SplitConfig, seed: int,
-                  class_names: list[str]) -> np.ndarray:
-    """The split name of every image: test first, then validation out of the rest."""
+                  class_names: list[str], strata: np.ndarray | None = None) -> np.ndarray:
+    """The split name of every image; groups never straddle splits.
+
+    Groups are dealt into folds stratified by ``strata`` (default: the class; the split stage uses
+    class x age group, so that a dataset mixing age groups has each of them in every split), see
+    :func:`fer_age.config.fold_counts`; the first folds are the test split, the next the validation
+    split, the rest the training split.
+    """
+    unit = "subjects/images" if cfg.by_subject else "distinct images"
     for label in np.unique(labels):
         n_groups = len(np.unique(groups[labels == label]))
         if n_groups < 3:
-            unit = "subjects/images" if cfg.by_subject else "distinct images"
             raise SplitError(f"class '{class_names[label]}' has only {n_groups} {unit}; "
                              "at least 3 are needed to give train, valid and test one each")
-    rest, test = _fold(labels, groups, cfg.test_size, seed)
-    train, valid = _fold(labels[rest], groups[rest], cfg.valid_size, seed)
-    split = np.empty(len(labels), dtype=object)
-    split[test], split[rest[valid]], split[rest[train]] = "test", "valid", "train"
-    for name in SPLITS:
-        missing = sorted(set(range(len(class_names))) - set(labels[split == name]) & set(labels))
+    strata = labels if strata is None else strata
+    # no more folds than groups, nor than the largest stratum has members (scikit-learn's limit)
+    units = min(len(np.unique(groups)), int(np.bincount(np.unique(strata, return_inverse=True)[1]).max()))
+    try:
+        folds, n_test, n_valid = fold_counts(units, cfg.test_size, cfg.valid_size)
+    except ValueError as err:
+        raise SplitError(f"split.test_size {cfg.test_size} / split.valid_size {cfg.valid_size}: {err}") from None
+    fold = np.empty(len(labels), dtype=int)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        for k, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), strata, groups)):
+            fold[held_out] = k
+    split = np.where(fold < n_test, "test", np.where(fold < n_test + n_valid, "valid", "train"))
+    for name in SPLIT_NAMES:
+        missing = sorted(set(labels) - set(labels[split == name]))
         if missing:
-            raise SplitError(f"split '{name}' got no image of class "
-                             f"{', '.join(class_names[m] for m in missing)}: too few images or subjects "
-                             "to stratify; add data or change split.test_size/valid_size")
-    return split.astype(str)
+            raise SplitError(f"split '{name}' got no image of class {', '.join(class_names[m] for m in missing)}: "
+                             f"too few {unit} to stratify; add data or change split.test_size/valid_size")
+    return split
 
 
-def run_split(crop_dir: Path, out_dir: Path, subject_pattern: str | None, img_size: int,
-              cfg: SplitConfig, seed: int, class_names: list[str]) -> pd.DataFrame:
-    """The split stage: write ``X_/y_`` arrays per split and ``manifest.csv``."""
-    manifest, images = read_crops(crop_dir, subject_pattern, img_size)
-    if subject_pattern and cfg.by_subject and (manifest["subject"] == "").any():
-        n = int((manifest["subject"] == "").sum())
-        print(f"warning: {n} file names do not match the subject pattern; each is its own group")
-    labels = manifest["label"].to_numpy()
+def write_arrays(manifest: pd.DataFrame, crop_dir: Path, out_dir: Path, img_size: int) -> None:
+    """Decode and resize each crop straight into its split's memory-mapped ``X`` array."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in SPLIT_NAMES:
+        rows = manifest[manifest["split"] == name]
+        x_path, y_path = array_paths(out_dir, name)
+        images = np.lib.format.open_memmap(x_path, mode="w+", dtype=np.uint8, shape=(len(rows), img_size, img_size, 3))
+        for i, output in enumerate(rows["output"]):
+            image = cv2.imread(str(crop_dir / output), cv2.IMREAD_COLOR)
+            if image is None:
+                raise SplitError(f"crop {crop_dir / output} cannot be read: rerun the crop stage")
+            images[i] = cv2.cvtColor(cv2.resize(image, (img_size, img_size), interpolation=cv2.INTER_AREA),
+                                     cv2.COLOR_BGR2RGB)
+        images.flush()
+        del images
+        np.save(y_path, rows["label"].to_numpy(np.int64))
+
+
+def split_dataset(crop_dir: Path, cfg: SplitConfig, seed: int, class_names: list[str]) -> pd.DataFrame:
+    """The manifest: every usable crop with its subject, group and split."""
+    manifest = usable_crops(crop_dir)
+    unknown = int((manifest["subject"] == "").sum())
+    if cfg.by_subject and unknown:
+        print(f"note: {unknown} of {len(manifest)} images have no subject id; each is its own group "
+              "(set the dataset's subject_pattern, or a layout that gives subjects)")
     groups = group_ids(manifest["subject"].tolist(), manifest["sha1"].tolist(), cfg.by_subject)
     manifest["group"] = groups
-    manifest["split"] = assign_splits(labels, groups, cfg, seed, class_names)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in SPLITS:
-        chosen = (manifest["split"] == name).to_numpy()
-        np.save(out_dir / f"X_{name}.npy", images[chosen])
-        np.save(out_dir / f"y_{name}.npy", labels[chosen].astype(np.int64))
-    manifest.to_csv(out_dir / "manifest.csv", index=False)
-    counts = manifest.groupby(["split", "emotion"]).size().unstack(fill_value=0)
-    print(counts.to_string())
+    labels = manifest["label"].to_numpy()
+    strata = labels * 1000 + pd.factorize(manifest["age_group"], sort=True)[0]
+    manifest["split"] = assign_splits(labels, groups, cfg, seed, class_names, strata)
     return manifest
+
+
+def main(config: Config, args: argparse.Namespace) -> None:
+    """``fer-age split DATASET``."""
+    config.dataset(args.dataset)
+    crop_dir = CROPPED / args.dataset
+    manifest = split_dataset(crop_dir, config.split, config.seed, config.labels)
+    out_dir = fresh_dir(SPLITS, args.dataset)
+    write_arrays(manifest, crop_dir, out_dir, config.img_size)
+    manifest.to_csv(out_dir / MANIFEST, index=False)
+    counts = manifest.groupby(["split", "emotion"]).size().unstack(fill_value=0)
+    print(counts.reindex(SPLIT_NAMES).to_string())

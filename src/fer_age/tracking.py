@@ -1,12 +1,31 @@
-"""MLflow set-up: one store per project, reachable from queued DVC experiments too."""
+"""MLflow set-up: one store per project (also from queued DVC experiments), safe runs, no leaked secrets."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import re
+import signal
+import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from fer_age.errors import FerAgeError
 
 EXPS_TMP = os.path.join(".dvc", "tmp", "exps")
+CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+
+
+class TrackingStoreError(FerAgeError, ConnectionError):
+    """The MLflow tracking store cannot be reached, read or written."""
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials of every URI in it replaced by ``***``."""
+    return CREDENTIALS.sub(r"\g<scheme>***@", str(text))
 
 
 def project_root() -> Path:
@@ -21,12 +40,31 @@ def project_root() -> Path:
 
 
 def tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else a SQLite store ``mlflow.db`` at the project root."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+    """``MLFLOW_TRACKING_URI`` if set, else a SQLite store ``mlflow.db`` at the project root.
+
+    Credentials written into an http(s) URI move to ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, so
+    that no message, log line or run URL carries them.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https") and parts.username:
+        os.environ.setdefault("MLFLOW_TRACKING_USERNAME", unquote(parts.username))
+        os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", unquote(parts.password or ""))
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        uri = urlunsplit(parts._replace(netloc=netloc))
+    return uri
 
 
-def setup_experiment(name: str) -> str:
-    """Point MLflow at the store, check it answers, and return the experiment id."""
+def _store_error(uri: str, action: str, err: Exception) -> TrackingStoreError:
+    cause = redact(f"{type(err).__name__}: {err}").splitlines()
+    hint = ("start the server or fix MLFLOW_TRACKING_URI" if uri.startswith("http") else
+            "check that the file is an MLflow SQLite store you may write, or move it away")
+    return TrackingStoreError(f"MLflow tracking store {redact(uri)} cannot {action} "
+                              f"({cause[0][:200] if cause else type(err).__name__}); {hint}")
+
+
+def connect(experiment: str) -> str:
+    """Point MLflow at the store, check that it answers, and return the experiment's id."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -34,27 +72,111 @@ def setup_experiment(name: str) -> str:
     if uri.startswith("http"):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     try:
-        experiment = client.get_experiment_by_name(name)
-    except Exception as err:
-        raise ConnectionError(f"MLflow tracking store {uri} cannot be reached ({type(err).__name__}: "
-                              f"{str(err)[:200]}); start the server or unset MLFLOW_TRACKING_URI") from err
-    if experiment is not None:
-        return experiment.experiment_id
-    artifacts = None if uri.startswith("http") else (project_root() / "mlartifacts").as_uri()
-    return client.create_experiment(name, artifact_location=artifacts)
+        found = client.get_experiment_by_name(experiment)
+        if found is not None:
+            return found.experiment_id
+        artifacts = None if uri.startswith("http") else (project_root() / "mlartifacts").as_uri()
+        return client.create_experiment(experiment, artifact_location=artifacts)
+    except Exception as err:  # sqlite, sqlalchemy, requests and MLflow errors alike
+        raise _store_error(uri, "be reached", err) from None
 
 
 def run_tags(**tags: str) -> dict[str, str]:
-    """Common tags: git commit and the DVC experiment name when there is one."""
+    """Common tags: git commit, the pipeline execution, host and process, the DVC experiment name."""
     tags = {k: str(v) for k, v in tags.items()}
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
         tags["mlflow.source.git.commit"] = commit.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         pass
+    tags["pipeline"] = pipeline_id(tags.get("mlflow.source.git.commit", ""))
+    tags["host"], tags["pid"] = socket.gethostname(), str(os.getpid())
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
     return tags
+
+
+def pipeline_id(commit: str) -> str:
+    """What groups the runs of one pipeline execution: the DVC experiment's name, else the commit and params."""
+    if os.environ.get("DVC_EXP_NAME"):
+        return os.environ["DVC_EXP_NAME"]
+    params = Path("params.yaml")
+    digest = hashlib.sha256(commit.encode() + (params.read_bytes() if params.is_file() else b""))
+    return f"repro-{digest.hexdigest()[:10]}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_stale_runs(experiment_id: str, stage: str, name: str) -> int:
+    """Mark FAILED the runs of ``stage`` for ``name`` left RUNNING by a process of this host that is gone."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    query = f"attributes.status = 'RUNNING' and tags.stage = '{stage}' and tags.name = '{name}'"
+    stale = [r for r in client.search_runs([experiment_id], query)
+             if r.data.tags.get("host") == socket.gethostname() and r.data.tags.get("pid", "").isdigit()
+             and not _process_alive(int(r.data.tags["pid"]))]
+    for run in stale:
+        client.set_tag(run.info.run_id, "failure", "process killed; marked FAILED by the next run")
+        client.set_terminated(run.info.run_id, "FAILED")
+        print(f"note: run {run.info.run_id} of {name} was left RUNNING by a killed process; marked FAILED")
+    return len(stale)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file: the link between a model file (a DVC output) and the MLflow run that made it."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def find_training_run(experiment_id: str, name: str, digest: str):
+    """The newest finished run that trained model ``name`` into the file with this digest, or None."""
+    from mlflow import MlflowClient
+
+    runs = MlflowClient(tracking_uri()).search_runs(
+        [experiment_id], f"tags.name = '{name}' and tags.model_sha256 = '{digest}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that the run is closed as KILLED."""
+
+
+@contextlib.contextmanager
+def tracked_run(experiment_id: str, run_name: str, tags: dict[str, str]) -> Iterator:
+    """An MLflow run that ends FINISHED, FAILED (an error) or KILLED (SIGINT/SIGTERM), never left RUNNING."""
+    import mlflow
+
+    try:
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
+    except Exception as err:
+        raise _store_error(tracking_uri(), "start a run", err) from None
+
+    def interrupt(signum, frame):
+        raise Interrupted(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    else:
+        mlflow.end_run("FINISHED")
+    finally:
+        signal.signal(signal.SIGTERM, previous)

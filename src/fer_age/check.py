@@ -1,0 +1,24 @@
+"""``fer-age check``: validate params.yaml and, where raw folders exist, their layouts and labels."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+from fer_age.config import Config
+from fer_age.datasets import check_labels, discover
+from fer_age.layout import RAW
+
+
+def main(config: Config, args: argparse.Namespace) -> None:
+    print(f"{args.params} is valid: {len(config.datasets)} datasets, model {config.model}, head {config.head}")
+    for name, ds in config.datasets.items():
+        root = RAW / ds.raw
+        if not root.is_dir():
+            note = "made by the sample stage" if name in config.sample.datasets else "missing"
+            print(f"  {name}: {root} not present ({note})")
+            continue
+        items = discover(root, name, ds, config.labels)
+        check_labels(items, config.labels, name)
+        statuses = Counter(item.status or "candidate" for item in items)
+        print(f"  {name} ({ds.layout}): " + ", ".join(f"{s}={n}" for s, n in sorted(statuses.items())))

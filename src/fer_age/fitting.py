@@ -1,0 +1,220 @@
+"""Model fitting shared by the train and pool stages: hyperparameters resolved once, the fit loop with
+validation-based model selection (epoch 0 counts), the degenerate-model guard, and the tracked run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+from sklearn.utils.class_weight import compute_class_weight
+
+from fer_age.config import Config
+from fer_age.layout import (
+    HISTORY_FIGURE,
+    TrainingInfo,
+    fresh_dir,
+    read_manifest,
+)
+from fer_age.registry import model_filename, model_spec, preprocessing_mode
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """Training settings with the model's own defaults filled in where params say null."""
+
+    model: str
+    head: str
+    img_size: int
+    epochs: int
+    learning_rate: float
+    batch_size: int
+    weights: str
+    preprocessing: str
+    fine_tune_layers: int | None
+    seed: int
+    augment: bool
+    class_weights: bool
+    label_smoothing: float
+    mixed_precision: bool
+
+    @classmethod
+    def resolve(cls, config: Config) -> Hyperparameters:
+        spec = model_spec(config.model)
+        t = config.train
+        weights = spec.weights[0] if t.weights == "pretrained" else t.weights
+        return cls(
+            model=config.model, head=config.head, img_size=config.img_size,
+            epochs=t.epochs or spec.epochs, learning_rate=t.learning_rate or spec.learning_rate,
+            batch_size=t.batch_size or spec.batch_size, weights=weights,
+            preprocessing=preprocessing_mode(config.model, t.preprocessing),
+            fine_tune_layers=t.fine_tune_layers if t.fine_tune_layers is not None else spec.fine_tune_layers,
+            seed=config.seed, augment=t.augment, class_weights=t.class_weights,
+            label_smoothing=t.label_smoothing, mixed_precision=t.mixed_precision)
+
+
+@dataclass
+class FitResult:
+    """A fitted model with the epoch kept and its validation metrics."""
+
+    model: object
+    best_epoch: int  # 0 = the model before any training step
+    best_metrics: dict[str, float]
+    history: pd.DataFrame
+    n_train: int
+    n_valid: int
+    y_valid: np.ndarray
+    y_pred: np.ndarray
+
+
+def degenerate_reason(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> str:
+    """Why a model's validation predictions show it learned nothing, or '' if they do not."""
+    if len(np.unique(y_pred)) == 1:
+        return f"predicts only '{labels[int(y_pred[0])]}' on the validation split"
+    macro_f1 = f1_score(y_true, y_pred, labels=range(len(labels)), average="macro", zero_division=0)
+    if macro_f1 <= 1 / len(labels):
+        return f"validation macro-F1 {macro_f1:.2f} is no better than chance ({1 / len(labels):.2f})"
+    return ""
+
+
+def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """sklearn's 'balanced' weight per class (1 for classes absent from ``labels``)."""
+    weights = np.ones(n_classes)
+    present = np.unique(labels)
+    weights[present] = compute_class_weight("balanced", classes=present, y=labels)
+    return weights
+
+
+def age_group_label(manifests: list[pd.DataFrame], age_groups: list[str]) -> str:
+    """The age groups of the training images, in params order, '+'-joined (e.g. ``adult+older``)."""
+    present = set().union(*(set(m.loc[m["split"] == "train", "age_group"]) for m in manifests))
+    return "+".join(g for g in age_groups if g in present)
+
+
+def _callbacks(config: Config, records: list[dict], initial: dict[str, float]):
+    import keras
+    import mlflow
+
+    t = config.train
+
+    class BestEpoch(keras.callbacks.Callback):
+        """Keeps the weights of the best validation accuracy, the untrained model (epoch 0) included."""
+
+        def on_train_begin(self, logs=None):
+            self.best_epoch, self.best = 0, {f"val_{k}": v for k, v in initial.items()}
+            self.best_weights = self.model.get_weights()
+
+        def on_epoch_end(self, epoch, logs=None):
+            row = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
+            row["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            mlflow.log_metrics(row, step=epoch + 1)
+            records.append({"epoch": epoch + 1, **row})
+            if row["val_accuracy"] > self.best["val_accuracy"] + 5e-5:
+                self.best_epoch, self.best = epoch + 1, {k: v for k, v in row.items() if k.startswith("val_")}
+                self.best_weights = self.model.get_weights()
+
+        def on_train_end(self, logs=None):
+            self.model.set_weights(self.best_weights)
+
+    return [
+        BestEpoch(),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", min_delta=5e-5, patience=t.early_stopping_patience),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=t.reduce_lr_factor,
+                                          patience=t.reduce_lr_patience, min_lr=t.min_learning_rate),
+    ]
+
+
+def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResult:
+    """Build, compile and fit the model; keep the best validation epoch (epoch 0 included)."""
+    import keras
+    import mlflow
+    import tensorflow as tf
+
+    from fer_age.data import load_splits, make_dataset
+    from fer_age.models import build_model, preprocessing_fn
+
+    keras.utils.set_random_seed(hp.seed)
+    tf.config.experimental.enable_op_determinism()
+    if hp.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    n_classes = len(config.labels)
+    x_train, y_train = load_splits(split_dirs, "train")
+    x_valid, y_valid = load_splits(split_dirs, "valid")
+    preprocess = preprocessing_fn(hp.model, hp.preprocessing)
+    weights = balanced_class_weights(y_train, n_classes) if hp.class_weights else None
+    train_ds = make_dataset(x_train, y_train, hp.batch_size, preprocess, n_classes, training=True,
+                            augment=hp.augment, seed=hp.seed, class_weights=weights)
+    valid_ds = make_dataset(x_valid, y_valid, hp.batch_size, preprocess, n_classes)
+    gpus = tf.config.list_physical_devices("GPU")
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    with strategy.scope():
+        model = build_model(hp.model, hp.head, hp.img_size, config.labels, hp.weights, hp.fine_tune_layers)
+        model.compile(optimizer=keras.optimizers.Adam(hp.learning_rate, beta_1=0.9, beta_2=0.999),
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
+                      metrics=["accuracy"])
+    initial = dict(zip(["loss", "accuracy"], model.evaluate(valid_ds, verbose=0)))
+    mlflow.log_metrics({f"val_{k}": float(v) for k, v in initial.items()}, step=0)
+    records: list[dict] = []
+    callbacks = _callbacks(config, records, initial)
+    model.fit(train_ds, validation_data=valid_ds, epochs=hp.epochs, callbacks=callbacks, verbose=2, shuffle=False)
+    best = callbacks[0]
+    y_pred = model.predict(valid_ds, verbose=0).argmax(axis=1)
+    best_metrics = {**best.best, "val_macro_f1": float(f1_score(y_valid, y_pred, labels=range(n_classes),
+                                                                  average="macro", zero_division=0))}
+    return FitResult(model, best.best_epoch, best_metrics, pd.DataFrame(records), len(y_train), len(y_valid),
+                     y_valid, y_pred)
+
+
+def train_and_track(config: Config, name: str, split_dirs: list[Path], models_base: Path, history_dir: Path,
+                    stage: str) -> TrainingInfo:
+    """Validate inputs, reach the store and start the run, then clear ``models_base/name`` and train into it.
+
+    The per-epoch history goes to ``history_dir/<name>.csv``.
+    """
+    import mlflow
+
+    from fer_age.data import load_splits
+    from fer_age.plots import plot_history
+    from fer_age.tracking import connect, fail_stale_runs, file_digest, run_tags, tracked_run
+
+    hp = Hyperparameters.resolve(config)
+    spec = model_spec(hp.model)
+    manifests = [read_manifest(d) for d in split_dirs]  # inputs first: a missing split fails before any work
+    for split in ("train", "valid"):
+        load_splits(split_dirs, split)
+    age_group = name if len(split_dirs) > 1 else age_group_label(manifests, config.age_groups)
+    datasets = [d.name for d in split_dirs]
+    experiment_id = connect(config.train.experiment)
+    fail_stale_runs(experiment_id, stage, name)
+    tags = run_tags(stage=stage, name=name, dataset=",".join(datasets), age_group=age_group, model=hp.model,
+                    head=hp.head)
+    with tracked_run(experiment_id, f"{name} · {spec.display_name} {hp.head}", tags):
+        out_dir = fresh_dir(models_base, name)
+        mlflow.log_params({**asdict(hp), "datasets": ",".join(datasets), "age_group": age_group})
+        result = fit(config, hp, split_dirs)
+        mlflow.log_params({"n_train": result.n_train, "n_valid": result.n_valid})
+        model_path = out_dir / model_filename(hp.model, hp.head, name)
+        result.model.save(model_path)
+        history_dir.mkdir(parents=True, exist_ok=True)
+        result.history.to_csv(history_dir / f"{name}.csv", index=False)
+        figure = out_dir / HISTORY_FIGURE
+        plot_history(result.history, f"{spec.display_name} {hp.head} on {name}", figure, result.best_epoch)
+        reason = degenerate_reason(result.y_valid, result.y_pred, config.labels)
+        if reason:
+            print(f"WARNING: the {spec.display_name} model trained on {name} is degenerate: {reason}. "
+                  "Its evaluation rows will be flagged.")
+        info = TrainingInfo(name, datasets, age_group, hp.model, hp.head, model_path.name, hp.preprocessing,
+                            hp.img_size, list(config.labels), len(result.history), result.best_epoch, reason,
+                            {k: round(v, 6) for k, v in result.best_metrics.items()})
+        info.save(out_dir)
+        mlflow.set_tags({"degenerate": reason or "false", "model_sha256": file_digest(model_path)})
+        mlflow.log_metrics({"best_epoch": result.best_epoch, **{f"best_{k}": v for k, v in
+                                                                result.best_metrics.items()}})
+        mlflow.log_artifact(str(model_path), "model_h5")
+        mlflow.log_artifact(str(figure), "figures")
+    best = result.best_metrics
+    print(f"train {name}: {len(result.history)} epochs, kept epoch {result.best_epoch} "
+          f"(val accuracy {best['val_accuracy']:.3f}, macro-F1 {best['val_macro_f1']:.3f})")
+    return info

@@ -1,0 +1,51 @@
+"""Pool stage: mixed-age models trained on several datasets at once (``train.pool``).
+
+``all``: one model on every dataset's training split (validation: the union of validation splits);
+``leave_one_out``: per age group, one model on the datasets of all the other groups. Each dataset
+keeps its own subject-disjoint split, so no test image is ever trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from fer_age.config import Config, ConfigError
+from fer_age.fitting import train_and_track
+from fer_age.layout import MODELS, POOL_PREFIX, SPLITS, fresh_dir, pool_name, read_manifest
+from fer_age.tracking import connect
+
+
+def pooled_models(config: Config) -> dict[str, list[str]]:
+    """Name -> datasets of every pooled model that ``train.pool`` asks for.
+
+    A dataset belongs to the age groups of its images (one FACES folder can hold adult and older).
+    """
+    if config.train.pool == "none":
+        return {}
+    names = list(config.datasets)
+    if config.train.pool == "all":
+        return {pool_name(None): names}
+    groups = {name: set(read_manifest(SPLITS / name)["age_group"]) for name in names}
+    pools = {}
+    for group in config.age_groups:
+        others = [n for n in names if group not in groups[n]]
+        if others and len(others) < len(names):
+            pools[pool_name(group)] = others
+    if not pools:
+        raise ConfigError("'train.pool' is leave_one_out, but no age group can be left out: the datasets "
+                          "cover fewer than two age groups")
+    return pools
+
+
+def main(config: Config, args: argparse.Namespace) -> None:
+    """``fer-age pool``: train every pooled model into models/POOL/<name>/."""
+    pools = pooled_models(config)
+    connect(config.train.experiment)  # an unreachable store fails before anything is deleted
+    base = fresh_dir(MODELS, POOL_PREFIX)  # a change of train.pool leaves no stale pooled model
+    if not pools:
+        print("pool: train.pool is none; no pooled model")
+    for name, datasets in pools.items():
+        print(f"pool {name}: {', '.join(datasets)}")
+        train_and_track(config, name, [SPLITS / d for d in datasets], base, base / name, stage="pool")
+    (base / "pools.json").write_text(json.dumps(pools, indent=2) + "\n")

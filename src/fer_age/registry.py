@@ -1,0 +1,79 @@
+"""The model registry: every model the pipeline can train, its defaults and declared facts.
+
+Pure data (no TensorFlow): ``config`` validates params against it, ``models`` builds from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fer_age.errors import FerAgeError
+
+
+class ModelError(FerAgeError, ValueError):
+    """A model cannot be built as asked (unknown name, head or label)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build one registry model, its defaults and its Grad-CAM target layer."""
+
+    display_name: str  # as in the study's result keys, e.g. ResNet50V2
+    application: str | None  # keras.applications constructor; None for the project's own models
+    preprocess_module: str | None  # keras.applications sub-module holding preprocess_input
+    gradcam_layer: str | None  # name of the last convolutional feature map (the head's input)
+    fine_tune_layers: int | None = 16  # last N base layers trainable; None: all
+    head_layer: int = -3  # index of the base layer the head is attached to
+    learning_rate: float = 1e-4
+    epochs: int = 30
+    batch_size: int = 20  # the original's
+    weights: tuple[str, ...] = ("imagenet", "none")  # accepted train.weights (besides a file path)
+    min_img_size: int = 32
+    builtin_preprocessing: bool = False  # the model scales its own [0, 255] input
+    default_head: bool = False  # has a classifier of its own (head 'default')
+
+    @property
+    def pretrained(self) -> bool:
+        return self.weights[0] != "none"
+
+    @property
+    def fer2013_weights(self) -> bool:
+        return "fer2013" in self.weights
+
+
+MODELS: dict[str, ModelSpec] = {
+    "compactcnn": ModelSpec("CompactCNN", None, None, "block3_relu2", fine_tune_layers=None, head_layer=-1,
+                            learning_rate=1e-3, epochs=30, batch_size=8, weights=("none",), min_img_size=16),
+    "minixception": ModelSpec("MiniXception", None, None, "add_4", fine_tune_layers=None, head_layer=-1,
+                              learning_rate=5e-4, epochs=30, batch_size=16, weights=("fer2013", "none"),
+                              min_img_size=16, builtin_preprocessing=True, default_head=True),
+    "mobilenetv2": ModelSpec("MobileNetV2", "MobileNetV2", "mobilenet_v2", "Conv_1"),
+    "densenet121": ModelSpec("DenseNet121", "DenseNet121", "densenet", "conv5_block16_concat"),
+    "densenet201": ModelSpec("DenseNet201", "DenseNet201", "densenet", "conv5_block32_concat"),
+    "resnet50": ModelSpec("ResNet50", "ResNet50", "resnet50", "conv5_block3_3_bn"),
+    "resnet50v2": ModelSpec("ResNet50V2", "ResNet50V2", "resnet_v2", "conv5_block3_out"),
+    "resnet101v2": ModelSpec("ResNet101V2", "ResNet101V2", "resnet_v2", "conv5_block3_out"),
+    "resnet152v2": ModelSpec("ResNet152V2", "ResNet152V2", "resnet_v2", "conv5_block3_out"),
+    "vgg16": ModelSpec("VGG16", "VGG16", "vgg16", "block5_conv3", fine_tune_layers=3, head_layer=-2),
+}
+MODEL_NAMES = tuple(MODELS)
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The registry entry for ``name`` (lower case), or a clear error."""
+    if name not in MODELS:
+        raise ModelError(f"unknown model '{name}'; choose one of {', '.join(MODEL_NAMES)}")
+    return MODELS[name]
+
+
+def model_filename(model: str, head: str, dataset: str) -> str:
+    """The study's file name for a trained model, e.g. ``ResNet50V2_m1_CK.h5``."""
+    return f"{model_spec(model).display_name}_{head}_{dataset}.h5"
+
+
+def preprocessing_mode(model: str, requested: str) -> str:
+    """``backbone`` or ``rescale`` as asked for an ImageNet backbone; the model's own mode otherwise."""
+    spec = model_spec(model)
+    if spec.builtin_preprocessing:
+        return "builtin"
+    return "rescale" if spec.preprocess_module is None else requested

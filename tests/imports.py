@@ -1,0 +1,40 @@
+"""The import graph of the package, read from its source (no module is imported)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = "fer_age"
+SOURCE = Path(__file__).resolve().parents[1] / "src" / PACKAGE
+
+
+def module_imports(module: str) -> set[str]:
+    """The package modules that ``module`` imports anywhere in its body (function-level imports too)."""
+    tree = ast.parse((SOURCE / f"{module}.py").read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == PACKAGE:
+                found |= {alias.name for alias in node.names}
+            elif node.module.startswith(f"{PACKAGE}."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith(f"{PACKAGE}.")}
+    return {m for m in found if (SOURCE / f"{m}.py").is_file()}
+
+
+def closure(*modules: str) -> set[str]:
+    """``modules`` and everything they import, directly or not."""
+    seen: set[str] = set()
+    pending = list(modules)
+    while pending:
+        module = pending.pop()
+        if module not in seen:
+            seen.add(module)
+            pending.extend(module_imports(module) - seen)
+    return seen
+
+
+def graph() -> dict[str, set[str]]:
+    return {p.stem: module_imports(p.stem) for p in sorted(SOURCE.glob("*.py"))}
