@@ -38,3 +38,24 @@ def closure(*modules: str) -> set[str]:
 
 def graph() -> dict[str, set[str]]:
     return {p.stem: module_imports(p.stem) for p in sorted(SOURCE.glob("*.py"))}
+
+
+def refresh_dvc_yaml(path: Path) -> None:
+    """Rewrite the ``src/fer_age/*.py`` deps of every stage in dvc.yaml from the import graph."""
+    lines, out, module = path.read_text().splitlines(), [], None
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("cmd: fer-age "):
+            module = stripped.split()[2]
+        if stripped.startswith("- src/fer_age/"):
+            if module is not None:
+                indent = line[: len(line) - len(line.lstrip())]
+                out += [f"{indent}- src/fer_age/{m}.py" for m in sorted(closure("cli", module) | {"__init__"})]
+                module = None
+            continue
+        out.append(line)
+    path.write_text("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":  # python tests/imports.py: refresh dvc.yaml's deps after imports change
+    refresh_dvc_yaml(SOURCE.parents[1] / "dvc.yaml")

@@ -9,8 +9,9 @@ from conftest import LABELS
 from PIL import Image
 
 from fer_age.config import SplitConfig
+from fer_age.grouping import group_ids
 from fer_age.layout import array_paths
-from fer_age.split import SplitError, group_ids, split_dataset, write_arrays
+from fer_age.split import SplitError, split_dataset, write_arrays
 
 
 def _crop_dir(tmp_path, subjects=10, per_subject=2, duplicates=True):
@@ -93,6 +94,21 @@ def test_image_level_split_by_switch(tmp_path):
     known = manifest[manifest["subject"] != ""]
     assert known.groupby("subject")["split"].nunique().max() > 1  # the original's leakage, on request
     assert manifest.groupby("sha1")["split"].nunique().max() == 1  # duplicates still kept together
+
+
+def test_one_large_subject_does_not_swell_the_test_split(tmp_path):
+    """Real data: one contributor holds half of a class (as in the real photos); fractions still hold."""
+    manifest, _ = _split(tmp_path, SplitConfig(test_size=0.2, valid_size=0.25), subjects=30, per_subject=1,
+                         duplicates=False)
+    big = manifest.index[manifest["label"] == 0][:15]
+    manifest.loc[big, "subject"] = "s99"
+    from fer_age.split import assign_splits
+
+    groups = group_ids(manifest["subject"].tolist(), manifest["sha1"].tolist(), True)
+    split = assign_splits(manifest["label"].to_numpy(), groups, SplitConfig(), 42, LABELS)
+    assert len(set(split[big])) == 1
+    assert (split == "test").mean() == pytest.approx(0.2, abs=0.05)
+    assert ((split == "test") & (manifest["label"] == 0)).sum() <= 10
 
 
 def test_too_few_subjects_fails_clearly(tmp_path):

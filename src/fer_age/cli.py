@@ -9,9 +9,10 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 
 from fer_age.config import ConfigError, check_name, load_config
-from fer_age.errors import FerAgeError
+from fer_age.errors import FerAgeError, redact
 from fer_age.runtime import import_tensorflow, quiet_tensorflow
 
 TENSORFLOW_STAGES = {"train", "pool", "evaluate", "explain", "predict"}
@@ -58,12 +59,15 @@ def main(argv: list[str] | None = None) -> int:
                 config.crop.detectors):
             import_tensorflow()
         importlib.import_module(f"fer_age.{args.module}").main(config, args)
-    except FerAgeError as err:  # the project's own errors: one line; anything else keeps its traceback
-        print(f"fer-age {args.stage}: error: {err}", file=sys.stderr)
+    except FerAgeError as err:  # the project's own errors: one line
+        print(redact(f"fer-age {args.stage}: error: {err}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"fer-age {args.stage}: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a bug: the whole traceback, with any credentials redacted
+        print(redact(traceback.format_exc()), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -14,6 +14,7 @@ import yaml
 
 from fer_age.emotions import canonical_emotion
 from fer_age.errors import FerAgeError
+from fer_age.grouping import subjects_per_split
 from fer_age.registry import MODEL_NAMES, model_spec
 
 AGE_GROUPS = ("child", "adult", "older")
@@ -22,6 +23,7 @@ DETECTORS = ("retinaface", "mtcnn", "haar", "none")
 HEADS = ("m1", "m2", "default")
 LAYOUTS = ("folders", "ckplus", "pattern", "csv")
 POOLS = ("none", "all", "leave_one_out")
+MONITORS = ("val_macro_f1", "val_accuracy")
 BASELINES = ("fer2013",)
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 MAX_IMG_SIZE = 1024
@@ -99,6 +101,7 @@ class TrainConfig:
     reduce_lr_factor: float = 0.5
     min_learning_rate: float = 1e-7
     label_smoothing: float = 0.0
+    monitor: str = "val_macro_f1"  # model selection, early stopping and LR schedule; val_accuracy: the original's
     class_weights: bool = True
     augment: bool = True
     mixed_precision: bool = False
@@ -301,33 +304,15 @@ def _validate_dataset(name: str, ds: DatasetConfig, age_groups: list[str]) -> No
            f"'{key}.age_group' is required: layout '{ds.layout}' gives no per-image age group")
 
 
-def fold_counts(n_groups: int, test_size: float, valid_size: float) -> tuple[int, int, int]:
-    """How split fractions map onto groups (subjects): ``(folds, test folds, valid folds of the rest)``.
-
-    The groups are dealt into ``folds = min(20, n_groups)`` stratified folds; the test split takes
-    ``round(test_size * folds)`` of them and validation ``round(valid_size * rest)`` of the rest, so
-    fractions are honoured to within one fold. Raises ``ValueError`` when a split would get no group.
-    """
-    folds = min(20, n_groups)
-    test = round(test_size * folds)
-    valid = round(valid_size * (folds - test))
-    if folds < 3 or test < 1 or valid < 1 or folds - test - valid < 1:
-        raise ValueError(f"{n_groups} subjects/groups dealt into {folds} folds give test {test}, valid {valid}, "
-                         f"train {folds - test - valid} folds; each split needs at least one (use more subjects "
-                         "or larger fractions)")
-    return folds, test, valid
-
-
 def _validate_split_sizes(c: Config) -> None:
     s = c.split
     _in_range(s.test_size, 0, 0.9, "split.test_size", open_low=True)
     _in_range(s.valid_size, 0, 0.9, "split.valid_size", open_low=True)
-    for name in c.sample.datasets:  # synthetic datasets: the number of subjects is known now
-        try:
-            fold_counts(c.sample.subjects, s.test_size, s.valid_size)
-        except ValueError as err:
-            raise ConfigError(f"'sample.subjects' ({c.sample.subjects}) with 'split.test_size' {s.test_size} and "
-                              f"'split.valid_size' {s.valid_size} for sample dataset '{name}': {err}") from None
+    if c.sample.datasets:  # synthetic datasets: the number of subjects is known now
+        counts = subjects_per_split(c.sample.subjects, s.test_size, s.valid_size)
+        _check(min(counts) >= 1, f"'sample.subjects' {c.sample.subjects} with 'split.test_size' {s.test_size} and "
+                                 f"'split.valid_size' {s.valid_size} gives test/valid/train {counts} subjects; each "
+                                 "split needs at least one: raise sample.subjects or the fractions")
 
 
 def _validate(c: Config) -> None:
@@ -400,6 +385,7 @@ def _validate(c: Config) -> None:
     _in_range(t.reduce_lr_factor, 0, 1, "train.reduce_lr_factor", open_low=True)
     _in_range(t.min_learning_rate, 0, 1, "train.min_learning_rate")
     _in_range(t.label_smoothing, 0, 0.5, "train.label_smoothing")
+    _check(t.monitor in MONITORS, f"'train.monitor' is '{t.monitor}'; choose one of {', '.join(MONITORS)}")
     _check(t.pool in POOLS, f"'train.pool' is '{t.pool}'; choose one of {', '.join(POOLS)}")
     _check(bool(t.experiment.strip()), "'train.experiment' must not be empty")
     e = c.evaluate

@@ -184,7 +184,7 @@ def crop_images(items: list[RawItem], rows: dict[str, CropRow], names: dict[str,
     for (item, image), (face, detector, rejected) in zip(loaded, found):
         row = rows[item.source]
         if face is not None:
-            row.status, row.detector, row.confidence = Status.CROPPED, detector, round(face.confidence, 4)
+            row.status, row.detector, row.confidence = Status.CROPPED, detector, face.confidence
             row.x, row.y, row.width, row.height = face.box
             row.message = f"rejected first: {rejected}" if rejected else ""
             image = crop_face(image, face, cfg.margin, cfg.align)

@@ -118,12 +118,12 @@ def _mtcnn_face(found: dict) -> Face:
 
 
 def quantized(face: Face) -> Face:
-    """``face`` with confidence to 4 decimals and eyes to 0.1 px: the last bits of a detector's floats vary
+    """``face`` with confidence to 2 decimals and eyes to 0.1 px: the last bits of a detector's floats vary
     with batch size and CPU, and should not change a crop."""
     def point(p):
         return None if p is None else (round(p[0], 1), round(p[1], 1))
 
-    return replace(face, confidence=round(face.confidence, 4), left_eye=point(face.left_eye),
+    return replace(face, confidence=round(face.confidence, 2), left_eye=point(face.left_eye),
                    right_eye=point(face.right_eye))
 
 

@@ -38,6 +38,7 @@ class Hyperparameters:
     augment: bool
     class_weights: bool
     label_smoothing: float
+    monitor: str
     mixed_precision: bool
 
     @classmethod
@@ -52,7 +53,7 @@ class Hyperparameters:
             preprocessing=preprocessing_mode(config.model, t.preprocessing),
             fine_tune_layers=t.fine_tune_layers if t.fine_tune_layers is not None else spec.fine_tune_layers,
             seed=config.seed, augment=t.augment, class_weights=t.class_weights,
-            label_smoothing=t.label_smoothing, mixed_precision=t.mixed_precision)
+            label_smoothing=t.label_smoothing, monitor=t.monitor, mixed_precision=t.mixed_precision)
 
 
 @dataclass
@@ -93,14 +94,14 @@ def age_group_label(manifests: list[pd.DataFrame], age_groups: list[str]) -> str
     return "+".join(g for g in age_groups if g in present)
 
 
-def _callbacks(config: Config, records: list[dict], initial: dict[str, float]):
+def _callbacks(config: Config, monitor: str, records: list[dict], initial: dict[str, float]):
     import keras
     import mlflow
 
     t = config.train
 
     class BestEpoch(keras.callbacks.Callback):
-        """Keeps the weights of the best validation accuracy, the untrained model (epoch 0) included."""
+        """Keeps the weights of the best validation score, the untrained model (epoch 0) included."""
 
         def on_train_begin(self, logs=None):
             self.best_epoch, self.best = 0, {f"val_{k}": v for k, v in initial.items()}
@@ -111,7 +112,7 @@ def _callbacks(config: Config, records: list[dict], initial: dict[str, float]):
             row["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             mlflow.log_metrics(row, step=epoch + 1)
             records.append({"epoch": epoch + 1, **row})
-            if row["val_accuracy"] > self.best["val_accuracy"] + 5e-5:
+            if row[monitor] > self.best[monitor] + 5e-5:
                 self.best_epoch, self.best = epoch + 1, {k: v for k, v in row.items() if k.startswith("val_")}
                 self.best_weights = self.model.get_weights()
 
@@ -120,8 +121,8 @@ def _callbacks(config: Config, records: list[dict], initial: dict[str, float]):
 
     return [
         BestEpoch(),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", min_delta=5e-5, patience=t.early_stopping_patience),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=t.reduce_lr_factor,
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", min_delta=5e-5, patience=t.early_stopping_patience),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=t.reduce_lr_factor,
                                           patience=t.reduce_lr_patience, min_lr=t.min_learning_rate),
     ]
 
@@ -153,17 +154,15 @@ def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResul
         model = build_model(hp.model, hp.head, hp.img_size, config.labels, hp.weights, hp.fine_tune_layers)
         model.compile(optimizer=keras.optimizers.Adam(hp.learning_rate, beta_1=0.9, beta_2=0.999),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
-                      metrics=["accuracy"])
-    initial = dict(zip(["loss", "accuracy"], model.evaluate(valid_ds, verbose=0)))
-    mlflow.log_metrics({f"val_{k}": float(v) for k, v in initial.items()}, step=0)
+                      metrics=["accuracy", keras.metrics.F1Score(average="macro", name="macro_f1")])
+    initial = {k: float(v) for k, v in model.evaluate(valid_ds, verbose=0, return_dict=True).items()}
+    mlflow.log_metrics({f"val_{k}": v for k, v in initial.items()}, step=0)
     records: list[dict] = []
-    callbacks = _callbacks(config, records, initial)
+    callbacks = _callbacks(config, hp.monitor, records, initial)
     model.fit(train_ds, validation_data=valid_ds, epochs=hp.epochs, callbacks=callbacks, verbose=2, shuffle=False)
     best = callbacks[0]
     y_pred = model.predict(valid_ds, verbose=0).argmax(axis=1)
-    best_metrics = {**best.best, "val_macro_f1": float(f1_score(y_valid, y_pred, labels=range(n_classes),
-                                                                  average="macro", zero_division=0))}
-    return FitResult(model, best.best_epoch, best_metrics, pd.DataFrame(records), len(y_train), len(y_valid),
+    return FitResult(model, best.best_epoch, best.best, pd.DataFrame(records), len(y_train), len(y_valid),
                      y_valid, y_pred)
 
 
@@ -177,7 +176,7 @@ def train_and_track(config: Config, name: str, split_dirs: list[Path], models_ba
 
     from fer_age.data import load_splits
     from fer_age.plots import plot_history
-    from fer_age.tracking import connect, fail_stale_runs, file_digest, run_tags, tracked_run
+    from fer_age.tracking import connect, file_digest, run_tags, tracked_run
 
     hp = Hyperparameters.resolve(config)
     spec = model_spec(hp.model)
@@ -187,7 +186,6 @@ def train_and_track(config: Config, name: str, split_dirs: list[Path], models_ba
     age_group = name if len(split_dirs) > 1 else age_group_label(manifests, config.age_groups)
     datasets = [d.name for d in split_dirs]
     experiment_id = connect(config.train.experiment)
-    fail_stale_runs(experiment_id, stage, name)
     tags = run_tags(stage=stage, name=name, dataset=",".join(datasets), age_group=age_group, model=hp.model,
                     head=hp.head)
     with tracked_run(experiment_id, f"{name} · {spec.display_name} {hp.head}", tags):

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 
-from fer_age.config import Config, SplitConfig, fold_counts
+from fer_age.config import Config, SplitConfig
 from fer_age.errors import FerAgeError
+from fer_age.grouping import SPLIT_ORDER, deal_groups, group_ids, split_fractions
 from fer_age.layout import CROPPED, MANIFEST, SPLIT_NAMES, SPLITS, USABLE, array_paths, fresh_dir, read_crop_report
 
 
@@ -39,59 +38,25 @@ def usable_crops(crop_dir: Path) -> pd.DataFrame:
     })
 
 
-def group_ids(subjects: list[str], digests: list[str], by_subject: bool) -> np.ndarray:
-    """Groups that must stay in one split: same subject (when known) or byte-identical image."""
-    parent: dict[str, str] = {}
-
-    def find(key: str) -> str:
-        parent.setdefault(key, key)
-        while parent[key] != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
-
-    for subject, digest in zip(subjects, digests):
-        find(f"h:{digest}")
-        if by_subject and subject:
-            parent[find(f"h:{digest}")] = find(f"s:{subject}")
-    roots = [find(f"h:{d}") for d in digests]
-    return np.unique(roots, return_inverse=True)[1]
-
-
-def assign_splits(labels: np.ndarray, groups: np.ndarray, cfg: SplitConfig, seed: int,
-                  class_names: list[str], strata: np.ndarray | None = None) -> np.ndarray:
-    """The split name of every image; groups never straddle splits.
-
-    Groups are dealt into folds stratified by ``strata`` (default: the class; the split stage uses
-    class x age group, so that a dataset mixing age groups has each of them in every split), see
-    :func:`fer_age.config.fold_counts`; the first folds are the test split, the next the validation
-    split, the rest the training split.
-    """
+def assign_splits(labels: np.ndarray, groups: np.ndarray, cfg: SplitConfig, seed: int, class_names: list[str],
+                  strata: np.ndarray | None = None) -> np.ndarray:
+    """The split name of every image: groups never straddle splits; fractions hold per stratum
+    (default: the class; the split stage uses class x age group, so that a dataset mixing age groups
+    has each of them in every split)."""
     unit = "subjects/images" if cfg.by_subject else "distinct images"
     for label in np.unique(labels):
         n_groups = len(np.unique(groups[labels == label]))
         if n_groups < 3:
             raise SplitError(f"class '{class_names[label]}' has only {n_groups} {unit}; "
                              "at least 3 are needed to give train, valid and test one each")
-    strata = labels if strata is None else strata
-    # no more folds than groups, nor than the largest stratum has members (scikit-learn's limit)
-    units = min(len(np.unique(groups)), int(np.bincount(np.unique(strata, return_inverse=True)[1]).max()))
-    try:
-        folds, n_test, n_valid = fold_counts(units, cfg.test_size, cfg.valid_size)
-    except ValueError as err:
-        raise SplitError(f"split.test_size {cfg.test_size} / split.valid_size {cfg.valid_size}: {err}") from None
-    fold = np.empty(len(labels), dtype=int)
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The least populated class")
-        for k, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), strata, groups)):
-            fold[held_out] = k
-    split = np.where(fold < n_test, "test", np.where(fold < n_test + n_valid, "valid", "train"))
+    fractions = split_fractions(cfg.test_size, cfg.valid_size)
+    split = np.array(SPLIT_ORDER)[deal_groups(groups, labels if strata is None else strata, fractions, seed)]
     for name in SPLIT_NAMES:
         missing = sorted(set(labels) - set(labels[split == name]))
         if missing:
             raise SplitError(f"split '{name}' got no image of class {', '.join(class_names[m] for m in missing)}: "
-                             f"too few {unit} to stratify; add data or change split.test_size/valid_size")
+                             f"too few {unit} for split.test_size {cfg.test_size} / split.valid_size "
+                             f"{cfg.valid_size}; add data or change them")
     return split
 
 

@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
-import re
 import signal
 import socket
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from fer_age.errors import FerAgeError
+from fer_age.errors import FerAgeError, redact
 
 EXPS_TMP = os.path.join(".dvc", "tmp", "exps")
-CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 
 class TrackingStoreError(FerAgeError, ConnectionError):
     """The MLflow tracking store cannot be reached, read or written."""
-
-
-def redact(text: str) -> str:
-    """``text`` with the credentials of every URI in it replaced by ``***``."""
-    return CREDENTIALS.sub(r"\g<scheme>***@", str(text))
 
 
 def project_root() -> Path:
@@ -73,14 +69,17 @@ def connect(experiment: str) -> str:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # store errors surface as one TrackingStoreError naming the store, not as MLflow's logged tracebacks
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
     try:
+        client = MlflowClient(uri)
         found = client.get_experiment_by_name(experiment)
-        if found is not None:
-            return found.experiment_id
-        artifacts = None if uri.startswith("http") else (project_root() / "mlartifacts").as_uri()
-        return client.create_experiment(experiment, artifact_location=artifacts)
+        if found is None:
+            artifacts = None if uri.startswith("http") else (project_root() / "mlartifacts").as_uri()
+            return client.create_experiment(experiment, artifact_location=artifacts)
+        fail_stale_runs(found.experiment_id)
+        return found.experiment_id
     except Exception as err:  # sqlite, sqlalchemy, requests and MLflow errors alike
         raise _store_error(uri, "be reached", err) from None
 
@@ -119,19 +118,19 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def fail_stale_runs(experiment_id: str, stage: str, name: str) -> int:
-    """Mark FAILED the runs of ``stage`` for ``name`` left RUNNING by a process of this host that is gone."""
+def fail_stale_runs(experiment_id: str) -> int:
+    """Mark FAILED the runs left RUNNING by a process of this host that is gone (a kill -9, a power cut)."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri())
-    query = f"attributes.status = 'RUNNING' and tags.stage = '{stage}' and tags.name = '{name}'"
-    stale = [r for r in client.search_runs([experiment_id], query)
+    stale = [r for r in client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
              if r.data.tags.get("host") == socket.gethostname() and r.data.tags.get("pid", "").isdigit()
              and not _process_alive(int(r.data.tags["pid"]))]
     for run in stale:
-        client.set_tag(run.info.run_id, "failure", "process killed; marked FAILED by the next run")
+        client.set_tag(run.info.run_id, "failure", "its process was killed; marked FAILED by a later stage")
         client.set_terminated(run.info.run_id, "FAILED")
-        print(f"note: run {run.info.run_id} of {name} was left RUNNING by a killed process; marked FAILED")
+        print(f"note: MLflow run {run.info.run_id} ({run.info.run_name}) was left RUNNING by a killed process; "
+              "marked FAILED")
     return len(stale)
 
 
@@ -150,6 +149,26 @@ def find_training_run(experiment_id: str, name: str, digest: str):
     return runs[0] if runs else None
 
 
+def guard_run(run_id: str) -> None:
+    """Start a small watcher process: when this process dies while the run is RUNNING (a kill -9 that no
+    handler can catch), the watcher marks the run FAILED. It runs in its own session, so the signals that
+    stop a pipeline do not stop it."""
+    subprocess.Popen([sys.executable, "-m", "fer_age.tracking", run_id, str(os.getpid())],
+                     env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri()}, start_new_session=True,
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _watch(run_id: str, pid: int) -> None:
+    while _process_alive(pid):
+        time.sleep(0.5)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    if client.get_run(run_id).info.status == "RUNNING":
+        client.set_tag(run_id, "failure", "its process was killed; marked FAILED by its watcher")
+        client.set_terminated(run_id, "FAILED")
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGTERM, turned into an exception so that the run is closed as KILLED."""
 
@@ -163,6 +182,7 @@ def tracked_run(experiment_id: str, run_name: str, tags: dict[str, str]) -> Iter
         run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
     except Exception as err:
         raise _store_error(tracking_uri(), "start a run", err) from None
+    guard_run(run.info.run_id)
 
     def interrupt(signum, frame):
         raise Interrupted(f"signal {signum}")
@@ -180,3 +200,7 @@ def tracked_run(experiment_id: str, run_name: str, tags: dict[str, str]) -> Iter
         mlflow.end_run("FINISHED")
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":  # the watcher started by guard_run
+    _watch(sys.argv[1], int(sys.argv[2]))
