@@ -17,13 +17,13 @@ from pathlib import Path
 from fer_age.config import CropConfig, DatasetConfig
 from fer_age.crop import crop_dataset
 from fer_age.datasets import discover
-from fer_age.detect import MtcnnDetector, make_detector
 from fer_age.emotions import KNOWN_EMOTIONS
+from fer_age.faces import MtcnnDetector, make_detector
 
 
 def detection_rate(items, batch_size: int) -> float:
     """Images per second of MTCNN alone (images decoded beforehand) at ``batch_size``."""
-    from fer_age.crop import load_image
+    from fer_age.faces import load_image
 
     images = [load_image(item.path) for item in items]
     detector = MtcnnDetector(min_confidence=0.8, batch_size=batch_size)

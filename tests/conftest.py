@@ -74,6 +74,14 @@ def commit(root: Path, message: str) -> None:
     run(["git", "commit", "-qm", message, "--allow-empty"], root, GIT_ENV)
 
 
+@pytest.fixture(autouse=True)
+def isolated_tracking_env(monkeypatch):
+    """MLflow writes MLFLOW_TRACKING_URI into the environment when a store is chosen in-process; undo it after
+    each test, so that later subprocesses log into their own project's store."""
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "project")

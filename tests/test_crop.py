@@ -12,9 +12,9 @@ from conftest import LABELS
 from PIL import Image
 
 from fer_age.config import CropConfig, DatasetConfig
-from fer_age.crop import NoUsableImagesError, crop_dataset, load_image, write_report
+from fer_age.crop import NoUsableImagesError, crop_dataset, write_report
 from fer_age.datasets import discover
-from fer_age.detect import Face, HaarDetector, MtcnnDetector, NoDetector, choose_face, clip_face, crop_face
+from fer_age.faces import Face, HaarDetector, MtcnnDetector, NoDetector, choose_face, clip_face, crop_face, load_image
 from fer_age.layout import USABLE, Status
 from fer_age.sample import generate_dataset
 

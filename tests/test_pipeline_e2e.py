@@ -123,6 +123,77 @@ def test_mlflow_runs_of_the_repro(study):
     assert not _runs(client, "attributes.status = 'RUNNING'")
 
 
+NOISE = ("cuInit", "oneDNN custom operations", "absl::InitializeLog", "cudart_stub", "Downloading artifacts",
+         "type hints", "UserWarning", "Successfully registered", "rebuild TensorFlow")
+
+
+def test_the_console_carries_no_library_noise(study):
+    log = (study / "repro.log").read_text()
+    assert [line for line in log.splitlines() if any(n in line for n in NOISE)] == []
+    assert "train KIDS: 1 epochs, kept epoch" in log and "registered CompactCNN_m2_KIDS version 1" in log
+    assert "| train_age_group | test_age_group |" in log  # evaluate ends by printing the table
+
+
+def test_each_training_run_logs_a_usable_registered_mlflow_model(study):
+    import keras
+    import mlflow
+
+    from fer_age.models import preprocessing_fn
+
+    client = _client(study)
+    run = _runs(client, "tags.stage = 'train' and tags.name = 'KIDS'")[0]
+    mlflow.set_tracking_uri(f"sqlite:///{study / 'mlflow.db'}")
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    images = np.load(study / "data" / "splits" / "KIDS" / "X_test.npy")
+    got = pyfunc.predict(images)
+    keras_model = keras.models.load_model(study / "models" / "KIDS" / "CompactCNN_m2_KIDS.h5", compile=False)
+    expected = keras_model.predict(preprocessing_fn("compactcnn", "rescale")(images.astype("float32")), verbose=0)
+    labels = ["Angry", "Fear", "Happy", "Sad"]
+    np.testing.assert_allclose(got[[f"p_{label}" for label in labels]].to_numpy(), expected, atol=1e-5)
+    assert list(got["label"]) == [labels[i] for i in expected.argmax(axis=1)]
+    assert pyfunc.metadata.signature.inputs.to_dict()[0]["tensor-spec"]["dtype"] == "uint8"
+    versions = client.search_model_versions("name = 'CompactCNN_m2_KIDS'")
+    assert [(str(v.version), v.run_id) for v in versions] == [("1", run.info.run_id)]
+    inputs = {(d.dataset.name, d.dataset.digest, {t.key: t.value for t in d.tags}["mlflow.data.context"])
+              for d in client.get_run(run.info.run_id).inputs.dataset_inputs}
+    lock = yaml.safe_load((study / "dvc.lock").read_text())["stages"]["split@KIDS"]["outs"][0]["md5"]
+    digest = lock.removesuffix(".dir")
+    assert {("KIDS/train", digest, "training"), ("KIDS/valid", digest, "validation"),
+            ("KIDS/test", digest, "testing")} <= inputs
+    assert ("FACES/test", yaml.safe_load((study / "dvc.lock").read_text())["stages"]["split@FACES"]["outs"][0][
+        "md5"].removesuffix(".dir"), "testing") in inputs
+
+
+def test_predict_applies_a_model_to_new_files_of_every_kind(study, tmp_path, monkeypatch):
+    import cv2
+
+    from fer_age.cli import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    scenes = sorted((study / "data" / "raw" / "SAMPLE-CHILD").rglob("*.png"))[:3]
+    for scene in scenes:
+        (photos / scene.name).write_bytes(scene.read_bytes())
+    cv2.imwrite(str(photos / "tiny.png"), np.zeros((10, 12, 3), np.uint8))
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    (photos / "notes.txt").write_text("x")
+    monkeypatch.chdir(study)
+    results = {}
+    run_id = _runs(_client(study), "tags.stage = 'train' and tags.name = 'SAMPLE-CHILD'")[0].info.run_id
+    h5 = "models/SAMPLE-CHILD/CompactCNN_m2_SAMPLE-CHILD.h5"
+    for kind, model in (("h5", h5), ("mlflow", f"runs:/{run_id}/model")):
+        out = tmp_path / f"{kind}.csv"
+        assert main(["predict", str(photos), str(tmp_path / "absent.png"), "--model", model, "--out", str(out)]) == 0
+        results[kind] = pd.read_csv(out, keep_default_na=False)
+    table = results["h5"].set_index(results["h5"]["file"].map(lambda f: f.rsplit("/", 1)[-1]))
+    assert table.loc["tiny.png", "status"] == "too_small" and table.loc["broken.jpg", "status"] == "unreadable"
+    assert table.loc["notes.txt", "status"] == "not_an_image" and table.loc["absent.png", "status"] == "missing"
+    good = table.loc[[s.name for s in scenes]]
+    assert good["status"].isin(["cropped", "no_face_kept_full"]).all() and good["label"].ne("").all()
+    assert np.allclose(good[["p_Angry", "p_Fear", "p_Happy", "p_Sad"]].astype(float).sum(axis=1), 1, atol=1e-4)
+    pd.testing.assert_frame_equal(results["h5"].drop(columns="message"), results["mlflow"].drop(columns="message"))
+
+
 def test_changing_one_dataset_reruns_only_what_changes(study_copy):
     params = yaml.safe_load((study_copy / "params.yaml").read_text())
     params["datasets"]["SAMPLE-CHILD"]["subject_pattern"] = r"_(s\d\d)_"  # finds the same subjects
@@ -134,14 +205,17 @@ def test_changing_one_dataset_reruns_only_what_changes(study_copy):
         assert f"Running stage '{other}'" not in out
 
 
-def test_experiment_runs_carry_the_experiment_name(study_copy):
-    out = run(["dvc", "exp", "run", "-n", "try-resnet50", "-S", "model=resnet50", "-S", "train.weights=none",
-               "train@SAMPLE-CHILD"], study_copy).stdout
+def test_experiment_runs_carry_the_experiment_name_and_register_a_new_version(study_copy):
+    out = run(["dvc", "exp", "run", "-n", "two-epochs", "-S", "train.epochs=2", "train@SAMPLE-CHILD"],
+              study_copy).stdout
     assert "Running stage 'train@SAMPLE-CHILD'" in out
-    resnet = _runs(_client(study_copy), "params.model = 'resnet50' and tags.stage = 'train'")
-    assert len(resnet) == 1 and resnet[0].data.tags["dvc_exp_name"] == "try-resnet50"
-    assert resnet[0].data.tags["pipeline"] == "try-resnet50"
-    assert "try-resnet50" in run(["dvc", "exp", "show", "--json"], study_copy).stdout
+    client = _client(study_copy)
+    runs = _runs(client, "params.epochs = '2' and tags.stage = 'train'")
+    assert len(runs) == 1 and runs[0].data.tags["dvc_exp_name"] == "two-epochs"
+    assert runs[0].data.tags["pipeline"] == "two-epochs"
+    versions = {str(v.version): v.run_id for v in client.search_model_versions("name = 'CompactCNN_m2_SAMPLE-CHILD'")}
+    assert len(versions) == 2 and versions["2"] == runs[0].info.run_id
+    assert "two-epochs" in run(["dvc", "exp", "show", "--json"], study_copy).stdout
 
 
 @pytest.mark.slow

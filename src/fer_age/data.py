@@ -38,8 +38,8 @@ class StackedImages:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def __getitem__(self, indices: np.ndarray) -> np.ndarray:
-        indices = np.asarray(indices)
+    def __getitem__(self, indices: np.ndarray | slice) -> np.ndarray:
+        indices = np.arange(len(self))[indices] if isinstance(indices, slice) else np.asarray(indices)
         which = np.searchsorted(self.offsets, indices, side="right") - 1
         batch = np.empty((len(indices), *self.shape[1:]), self.dtype)
         for k in np.unique(which):

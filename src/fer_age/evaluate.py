@@ -80,7 +80,14 @@ def log_to_mlflow(config: Config, predictors: list[Predictor], predictions: pd.D
     """One evaluation run with every cell and the outputs; each training run gets its own test scores."""
     import mlflow
 
-    from fer_age.tracking import connect, file_digest, find_training_run, run_tags, tracked_run
+    from fer_age.tracking import (
+        connect,
+        file_digest,
+        find_training_run,
+        log_split_inputs,
+        run_tags,
+        tracked_run,
+    )
 
     experiment_id = connect(config.train.experiment)
     now = int(time.time() * 1000)
@@ -92,6 +99,7 @@ def log_to_mlflow(config: Config, predictors: list[Predictor], predictions: pd.D
                   "logged in the evaluation run only")
             continue
         run_ids[predictor.info.name] = run.info.run_id
+        log_split_inputs([SPLITS / name for name in config.datasets], {"test": "testing"}, run.info.run_id)
         mine = predictions[predictions["train_dataset"] == predictor.info.name]
         scores = {}
         for by in ("test_dataset", "test_age_group"):

@@ -176,7 +176,7 @@ def train_and_track(config: Config, name: str, split_dirs: list[Path], models_ba
 
     from fer_age.data import load_splits
     from fer_age.plots import plot_history
-    from fer_age.tracking import connect, file_digest, run_tags, tracked_run
+    from fer_age.tracking import connect, file_digest, log_model, log_split_inputs, run_tags, tracked_run
 
     hp = Hyperparameters.resolve(config)
     spec = model_spec(hp.model)
@@ -207,12 +207,17 @@ def train_and_track(config: Config, name: str, split_dirs: list[Path], models_ba
                             hp.img_size, list(config.labels), len(result.history), result.best_epoch, reason,
                             {k: round(v, 6) for k, v in result.best_metrics.items()})
         info.save(out_dir)
-        mlflow.set_tags({"degenerate": reason or "false", "model_sha256": file_digest(model_path)})
         mlflow.log_metrics({"best_epoch": result.best_epoch, **{f"best_{k}": v for k, v in
                                                                 result.best_metrics.items()}})
-        mlflow.log_artifact(str(model_path), "model_h5")
         mlflow.log_artifact(str(figure), "figures")
+        log_split_inputs(split_dirs, {"train": "training", "valid": "validation"})
+        scaling = spec.preprocess_module if hp.preprocessing == "backbone" else hp.preprocessing
+        version = log_model(model_path, model_path.stem, list(config.labels), hp.img_size, config.crop.grayscale,
+                            scaling, np.asarray(load_splits(split_dirs, "valid")[0][:2]))
+        mlflow.set_tags({"degenerate": reason or "false", "model_sha256": file_digest(model_path),
+                         "registered_model": f"{model_path.stem} version {version}"})
     best = result.best_metrics
-    print(f"train {name}: {len(result.history)} epochs, kept epoch {result.best_epoch} "
-          f"(val accuracy {best['val_accuracy']:.3f}, macro-F1 {best['val_macro_f1']:.3f})")
+    print(f"train {name}: {len(result.history)} epochs, kept epoch {result.best_epoch} (val accuracy "
+          f"{best['val_accuracy']:.3f}, macro-F1 {best['val_macro_f1']:.3f}); registered {model_path.stem} "
+          f"version {version}")
     return info

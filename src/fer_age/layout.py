@@ -6,12 +6,14 @@ and ``config``, never each other.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from fer_age.config import check_name
 from fer_age.errors import FerAgeError
@@ -96,6 +98,17 @@ def read_manifest(split_dir: Path) -> pd.DataFrame:
 def array_paths(split_dir: Path, split: str) -> tuple[Path, Path]:
     """``X_<split>.npy`` (uint8 N x H x W x 3) and ``y_<split>.npy`` (int64 class indices)."""
     return split_dir / f"X_{split}.npy", split_dir / f"y_{split}.npy"
+
+
+def split_digest(split_dir: Path) -> str:
+    """The DVC hash of a dataset's splits folder, read from dvc.lock (or, outside DVC, of its manifest)."""
+    lock = Path("dvc.lock")
+    if lock.is_file():
+        stage = yaml.safe_load(lock.read_text()).get("stages", {}).get(f"split@{split_dir.name}", {})
+        for out in stage.get("outs", []):
+            if out.get("path") == str(SPLITS / split_dir.name):
+                return str(out["md5"]).removesuffix(".dir")
+    return hashlib.md5((split_dir / MANIFEST).read_bytes()).hexdigest()
 
 
 def pool_name(held_out: str | None) -> str:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from fer_age.config import Config, SplitConfig
 from fer_age.errors import FerAgeError
+from fer_age.faces import square
 from fer_age.grouping import SPLIT_ORDER, deal_groups, group_ids, split_fractions
 from fer_age.layout import CROPPED, MANIFEST, SPLIT_NAMES, SPLITS, USABLE, array_paths, fresh_dir, read_crop_report
 
@@ -71,8 +72,7 @@ def write_arrays(manifest: pd.DataFrame, crop_dir: Path, out_dir: Path, img_size
             image = cv2.imread(str(crop_dir / output), cv2.IMREAD_COLOR)
             if image is None:
                 raise SplitError(f"crop {crop_dir / output} cannot be read: rerun the crop stage")
-            images[i] = cv2.cvtColor(cv2.resize(image, (img_size, img_size), interpolation=cv2.INTER_AREA),
-                                     cv2.COLOR_BGR2RGB)
+            images[i] = square(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), img_size)
         images.flush()
         del images
         np.save(y_path, rows["label"].to_numpy(np.int64))

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import numpy as np
+
 from fer_age.errors import FerAgeError, redact
+from fer_age.layout import array_paths, split_digest
 
 EXPS_TMP = os.path.join(".dvc", "tmp", "exps")
+REGISTRY_CHATTER = re.compile(r"^(Successfully registered model|Registered model .* already exists|Created version)")
 
 
 class TrackingStoreError(FerAgeError, ConnectionError):
@@ -59,19 +66,27 @@ def _store_error(uri: str, action: str, err: Exception) -> TrackingStoreError:
                               f"({cause[0][:200] if cause else type(err).__name__}); {hint}")
 
 
-def connect(experiment: str) -> str:
-    """Point MLflow at the store, check that it answers, and return the experiment's id."""
+def use_store() -> str:
+    """Point MLflow at the project's store, quietly (no run URLs or progress bars); returns its URI."""
     import mlflow
-    from mlflow import MlflowClient
 
     uri = tracking_uri()
     if uri.startswith("http"):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # store errors surface as one TrackingStoreError naming the store, not as MLflow's logged tracebacks
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def connect(experiment: str) -> str:
+    """Point MLflow at the store, check that it answers, and return the experiment's id."""
+    from mlflow import MlflowClient
+
+    uri = use_store()
     try:
         client = MlflowClient(uri)
         found = client.get_experiment_by_name(experiment)
@@ -147,6 +162,60 @@ def find_training_run(experiment_id: str, name: str, digest: str):
         [experiment_id], f"tags.name = '{name}' and tags.model_sha256 = '{digest}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0] if runs else None
+
+
+def requirements() -> list[str]:
+    """The pinned packages a logged model needs (no inference step, which would import the model offline)."""
+    from importlib.metadata import version
+
+    packages = ("tensorflow", "keras", "numpy", "pandas", "opencv-contrib-python-headless", "mlflow")
+    return [f"{name}=={version(name)}" for name in packages]
+
+
+def log_model(model_path: Path, registered_name: str, labels: list[str], img_size: int, grayscale: bool,
+              preprocessing: str, example: np.ndarray) -> str:
+    """Log the trained network as an MLflow Model at artifact path ``model`` (pyfunc: face crops in, labelled
+    probabilities out, with signature and input example) and register it; returns the new version."""
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec
+
+    from fer_age import serving
+
+    signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, 3))]),
+                               outputs=Schema([ColSpec("string", "label"),
+                                               *[ColSpec("double", f"p_{label}") for label in labels]]))
+    config = {"labels": labels, "img_size": img_size, "grayscale": grayscale, "preprocessing": preprocessing}
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.WARNING)  # "Validating input example ..."
+    chatter = io.StringIO()  # the registry's "Created version N" lines: said once, by the train stage
+    with contextlib.redirect_stderr(chatter):
+        logged = mlflow.pyfunc.log_model(
+            name="model", python_model=serving.__file__, artifacts={"keras_model": str(model_path)},
+            model_config=config, signature=signature, input_example=example, registered_model_name=registered_name,
+            pip_requirements=requirements())
+    kept = [line for line in chatter.getvalue().splitlines() if not REGISTRY_CHATTER.match(line)]
+    if kept:
+        print("\n".join(kept), file=sys.stderr)
+    return str(logged.registered_model_version)
+
+
+def log_split_inputs(split_dirs: list[Path], contexts: dict[str, str], run_id: str | None = None) -> None:
+    """Log the splits a run used as MLflow dataset inputs, named ``<DS>/<split>``, digest = their DVC hash."""
+    import mlflow
+    from mlflow.entities import DatasetInput, InputTag
+
+    inputs = []
+    for split_dir in split_dirs:
+        digest = split_digest(split_dir)
+        for split, context in contexts.items():
+            x_path, y_path = array_paths(split_dir, split)
+            with warnings.catch_warnings():  # a local path "can be interpreted in multiple ways": it is a file
+                warnings.filterwarnings("ignore", message="The specified dataset source")
+                dataset = mlflow.data.from_numpy(np.load(x_path, mmap_mode="r"), targets=np.load(y_path),
+                                                 source=str(x_path.resolve()), name=f"{split_dir.name}/{split}",
+                                                 digest=digest)
+            inputs.append(DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", context)]))
+    mlflow.MlflowClient().log_inputs(run_id or mlflow.active_run().info.run_id, datasets=inputs)
 
 
 def guard_run(run_id: str) -> None:

@@ -1,4 +1,5 @@
-"""Face detectors (retinaface, mtcnn, haar, none) behind one batch interface.
+"""Face images: reading any image file, face detectors (retinaface, mtcnn, haar, none) behind one
+batch interface, choosing a usable detection, and cutting out the face as the models see it.
 
 Every detector takes a list of RGB uint8 images and returns, per image, the faces it found.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,9 +16,11 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fer_age.config import CropConfig
 from fer_age.errors import FerAgeError
+from fer_age.layout import Status
 
 HAAR_FILE = "haarcascade_frontalface_default.xml"
 BUCKET = 64  # MTCNN batches hold images padded to the same multiple of this many pixels
@@ -263,3 +267,115 @@ def crop_face(image: np.ndarray, face: Face, margin: float, align: bool) -> np.n
     x0, x1 = max(int(cx - half_w), 0), min(int(cx + half_w), image.shape[1])
     y0, y1 = max(int(cy - half_h), 0), min(int(cy + half_h), image.shape[0])
     return image[y0:y1, x0:x1]
+
+
+class ImageTooLargeError(ValueError):
+    """An image has more pixels than ``crop.max_pixels`` allows."""
+
+
+def load_image(path: Path, max_pixels: int = 200_000_000) -> np.ndarray:
+    """Read any supported image as RGB uint8, honouring EXIF rotation.
+
+    Handles grayscale, palette, RGBA/LA (composited on white), CMYK and 16-bit images;
+    raises ``OSError``/``ValueError`` for unreadable files and images above ``max_pixels``.
+    """
+    with Image.open(path) as opened:
+        if opened.width * opened.height > max_pixels:
+            raise ImageTooLargeError(f"{opened.width}x{opened.height} = {opened.width * opened.height:,} pixels is "
+                                     f"above crop.max_pixels {max_pixels:,} (decompression-bomb guard)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
+            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                opened.load()
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
+        image = ImageOps.exif_transpose(opened)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if values.max() > 255 else 255.0
+        image = Image.fromarray((values / top * 255).clip(0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    array = np.asarray(image.convert("RGB"))
+    if array.size == 0:
+        raise ValueError("image has no pixels")
+    return array
+
+
+def read_image(path: Path, cfg: CropConfig) -> tuple[np.ndarray | None, tuple[str, str]]:
+    """The image at ``path``, or None with the (status, message) saying why it cannot be used."""
+    try:
+        image = load_image(path, cfg.max_pixels)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, UnidentifiedImageError) as err:
+        return None, (Status.UNREADABLE, f"{type(err).__name__}: {err}"[:300])
+    height, width = image.shape[:2]
+    if min(height, width) < cfg.min_face:
+        return None, (Status.TOO_SMALL, f"{width}x{height} px: a side is below crop.min_face {cfg.min_face}")
+    return image, ("", "")
+
+
+def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    scale = max_side / max(image.shape[:2])
+    if scale >= 1:
+        return image, 1.0
+    size = (max(int(image.shape[1] * scale), 1), max(int(image.shape[0] * scale), 1))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def _rescale(face: Face, factor: float) -> Face:
+    if factor == 1.0:
+        return face
+
+    def point(p):
+        return None if p is None else (p[0] * factor, p[1] * factor)
+
+    box = tuple(int(round(v * factor)) for v in face.box)
+    return Face(box, face.confidence, point(face.left_eye), point(face.right_eye))
+
+
+FaceFound = tuple[Face | None, str, str]  # the usable face, its detector, earlier rejections
+
+
+def find_faces(images: list[np.ndarray], detectors: list[Detector], cfg: CropConfig) -> list[FaceFound]:
+    """Per image: the usable face, the detector that found it, and why earlier detections were rejected.
+
+    Detectors are tried in order; an image no detector finds a usable face in gets (None, "", reasons).
+    """
+    results: list[FaceFound] = [(None, "", "")] * len(images)
+    reasons: list[list[str]] = [[] for _ in images]
+    pending = list(range(len(images)))
+    for detector in detectors:
+        if not pending:
+            break
+        small = [_downscale(images[i], cfg.max_side) for i in pending]
+        found = detector.detect([s for s, _ in small])
+        still = []
+        for i, (_, scale), faces in zip(pending, small, found):
+            height, width = images[i].shape[:2]
+            face, reason = choose_face([_rescale(f, 1 / scale) for f in faces], height, width, cfg.min_face)
+            if face is None:
+                reasons[i].append(f"{detector.name}: {reason}")
+                still.append(i)
+            else:
+                results[i] = (face, detector.name, "; ".join(reasons[i]))
+        pending = still
+    for i in pending:
+        results[i] = (None, "", "; ".join(reasons[i]))
+    return results
+
+
+def face_crop(image: np.ndarray, face: Face | None, cfg: CropConfig) -> np.ndarray:
+    """The face (or, with no face, the whole image) with margin, alignment and the grayscale step."""
+    if face is not None:
+        image = crop_face(image, face, cfg.margin, cfg.align)
+    if cfg.grayscale:  # as the original: grayscale, back to three channels
+        image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    return image
+
+
+def square(image: np.ndarray, size: int) -> np.ndarray:
+    """``image`` resized to ``size`` x ``size`` (area interpolation), as the models take it."""
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
