@@ -29,7 +29,7 @@ def _runs(client, query=""):
 def test_study_repro_runs_every_stage_and_is_up_to_date(study):
     log = (study / "repro.log").read_text()
     for stage in ("sample@SAMPLE-CHILD", "crop@CKP", "crop@FACES", "crop@KIDS", "split@FACES", "train@KIDS", "pool",
-                  "evaluate"):
+                  "evaluate", "explain"):
         assert f"Running stage '{stage}'" in log
     for name in RESULTS:
         assert (study / "results" / name).is_file(), name
@@ -40,6 +40,26 @@ def test_study_repro_runs_every_stage_and_is_up_to_date(study):
     assert (study / "models" / "POOL" / "POOL-all" / "CompactCNN_m2_POOL-all.h5").is_file()
     assert "changed" not in run(["dvc", "status"], study).stdout
     assert "Running stage" not in run(["dvc", "repro"], study).stdout
+
+
+def test_explain_stage_writes_maps_shares_and_a_report_section(study):
+    assert "Running stage 'explain'" in (study / "repro.log").read_text()
+    folder = study / "results" / "explain"
+    for name in [*DATASETS, "POOL-all"]:
+        assert (folder / f"{name}_gradcam.png").is_file() and (folder / f"{name}_gallery.png").is_file()
+    table = pd.read_csv(folder / "saliency.csv")
+    overall = table[table["emotion"] == "all"]
+    assert set(overall["model_name"]) == {*DATASETS, "POOL-all"}
+    assert set(overall["test_age_group"]) == {"child", "adult", "older"}
+    assert overall["upper_share"].between(0, 1).all()
+    assert (overall["upper_share_ci_low"] <= overall["upper_share"]).all()
+    assert set(table["emotion"]) == {"all", "Angry", "Fear", "Happy", "Sad"}
+    section = (folder / "report.md").read_text()
+    assert "# Where the models look" in section and "**KIDS** (trained on child)" in section
+    client = _client(study)
+    run = _runs(client, "tags.stage = 'train' and tags.name = 'KIDS'")[0]
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "explain")} == {
+        "explain/KIDS_gradcam.png", "explain/KIDS_gallery.png"}
 
 
 def test_native_layouts_are_read_with_their_labels_subjects_and_age_groups(study):

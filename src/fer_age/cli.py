@@ -35,6 +35,8 @@ def parser() -> argparse.ArgumentParser:
     stages.add_parser("pool", help="train the pooled (mixed-age) models of train.pool").set_defaults(module="pool")
     stages.add_parser("evaluate", help="test every model on every dataset's test split").set_defaults(
         module="evaluate")
+    stages.add_parser("explain", help="Grad-CAM maps of every model per test age group and emotion").set_defaults(
+        module="explain")
     predict = stages.add_parser("predict", help="apply a trained model to new photos")
     predict.add_argument("paths", nargs="+", help="image files or folders")
     predict.add_argument("--model", required=True, help="a trained .h5 file (with its training.json) or an "

@@ -104,6 +104,8 @@ class TrainConfig:
     monitor: str = "val_macro_f1"  # model selection, early stopping and LR schedule; val_accuracy: the original's
     class_weights: bool = True
     augment: bool = True
+    rotation: float | None = None  # extra augmentation: fraction of a full turn; null = the model's default
+    zoom: float | None = None  # extra augmentation: zoom fraction; null = the model's default
     mixed_precision: bool = False
     pool: str = "none"  # none | all | leave_one_out
     experiment: str = "fer-age-generalization"
@@ -385,6 +387,9 @@ def _validate(c: Config) -> None:
     _in_range(t.reduce_lr_factor, 0, 1, "train.reduce_lr_factor", open_low=True)
     _in_range(t.min_learning_rate, 0, 1, "train.min_learning_rate")
     _in_range(t.label_smoothing, 0, 0.5, "train.label_smoothing")
+    for key, value in (("rotation", t.rotation), ("zoom", t.zoom)):
+        if value is not None:
+            _in_range(value, 0, 0.5, f"train.{key}")
     _check(t.monitor in MONITORS, f"'train.monitor' is '{t.monitor}'; choose one of {', '.join(MONITORS)}")
     _check(t.pool in POOLS, f"'train.pool' is '{t.pool}'; choose one of {', '.join(POOLS)}")
     _check(bool(t.experiment.strip()), "'train.experiment' must not be empty")

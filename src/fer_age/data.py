@@ -56,14 +56,18 @@ def load_splits(split_dirs: list[Path], split: str) -> tuple[np.ndarray | Stacke
     return StackedImages([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
 
-def augmenter(seed: int) -> Callable[[tf.Tensor], tf.Tensor]:
-    """The original's augmentation: shift 0.2, horizontal flip, brightness x0.5-1.5."""
+def augmenter(seed: int, rotation: float = 0.0, zoom: float = 0.0) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The original's augmentation (shift 0.2, horizontal flip, brightness x0.5-1.5), plus optional rotation
+    (a fraction of a full turn, both ways) and zoom (a fraction, in and out)."""
     import keras
 
-    layers = keras.Sequential([
-        keras.layers.RandomTranslation(0.2, 0.2, fill_mode="nearest", seed=seed),
-        keras.layers.RandomFlip("horizontal", seed=seed + 1),
-    ])
+    layers = [keras.layers.RandomTranslation(0.2, 0.2, fill_mode="nearest", seed=seed),
+              keras.layers.RandomFlip("horizontal", seed=seed + 1)]
+    if rotation:
+        layers.append(keras.layers.RandomRotation(rotation, fill_mode="nearest", seed=seed + 3))
+    if zoom:
+        layers.append(keras.layers.RandomZoom(zoom, fill_mode="nearest", seed=seed + 4))
+    layers = keras.Sequential(layers)
 
     def augment(images: tf.Tensor) -> tf.Tensor:
         images = layers(images, training=True)
@@ -75,7 +79,7 @@ def augmenter(seed: int) -> Callable[[tf.Tensor], tf.Tensor]:
 
 def make_dataset(images: np.ndarray | StackedImages, labels: np.ndarray, batch_size: int, preprocess: Callable,
                  n_classes: int, training: bool = False, augment: bool = False, seed: int = 42,
-                 class_weights: np.ndarray | None = None) -> tf.data.Dataset:
+                 class_weights: np.ndarray | None = None, rotation: float = 0.0, zoom: float = 0.0) -> tf.data.Dataset:
     """Batches of (preprocessed float32 images, one-hot labels[, sample weights]).
 
     Shuffled and augmented when training. Images are gathered batch by batch from the
@@ -98,7 +102,7 @@ def make_dataset(images: np.ndarray | StackedImages, labels: np.ndarray, batch_s
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if augment:
-        augment_batch = augmenter(seed)
+        augment_batch = augmenter(seed, rotation, zoom)
         dataset = dataset.map(lambda x, y: (augment_batch(x), y))
 
     def finish(x, y):

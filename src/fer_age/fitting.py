@@ -36,6 +36,8 @@ class Hyperparameters:
     fine_tune_layers: int | None
     seed: int
     augment: bool
+    rotation: float
+    zoom: float
     class_weights: bool
     label_smoothing: float
     monitor: str
@@ -53,6 +55,7 @@ class Hyperparameters:
             preprocessing=preprocessing_mode(config.model, t.preprocessing),
             fine_tune_layers=t.fine_tune_layers if t.fine_tune_layers is not None else spec.fine_tune_layers,
             seed=config.seed, augment=t.augment, class_weights=t.class_weights,
+            rotation=spec.rotation if t.rotation is None else t.rotation, zoom=spec.zoom if t.zoom is None else t.zoom,
             label_smoothing=t.label_smoothing, monitor=t.monitor, mixed_precision=t.mixed_precision)
 
 
@@ -146,7 +149,7 @@ def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResul
     preprocess = preprocessing_fn(hp.model, hp.preprocessing)
     weights = balanced_class_weights(y_train, n_classes) if hp.class_weights else None
     train_ds = make_dataset(x_train, y_train, hp.batch_size, preprocess, n_classes, training=True,
-                            augment=hp.augment, seed=hp.seed, class_weights=weights)
+                            augment=hp.augment, seed=hp.seed, class_weights=weights, rotation=hp.rotation, zoom=hp.zoom)
     valid_ds = make_dataset(x_valid, y_valid, hp.batch_size, preprocess, n_classes)
     gpus = tf.config.list_physical_devices("GPU")
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()

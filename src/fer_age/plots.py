@@ -87,3 +87,44 @@ def plot_gallery(images: list[np.ndarray], captions: list[str], path: Path) -> N
         axes[0].text(0.5, 0.5, "no misclassified test images", ha="center")
         axes[0].axis("off")
     _save(fig, path)
+
+
+def _overlay(ax: plt.Axes, image: np.ndarray, saliency: np.ndarray) -> None:
+    ax.imshow(image.astype(np.uint8))
+    ax.imshow(saliency, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_cam_grid(images: np.ndarray, maps: np.ndarray, cells: pd.DataFrame, age_groups: list[str],
+                  labels: list[str], title: str, path: Path) -> None:
+    """Mean Grad-CAM per test age group (rows) and emotion (columns), over the mean face of that cell."""
+    groups = [g for g in age_groups if g in set(cells["test_age_group"])]
+    fig, axes = plt.subplots(len(groups), len(labels), figsize=(2.1 * len(labels), 2.3 * len(groups)), squeeze=False)
+    for i, group in enumerate(groups):
+        for j, label in enumerate(labels):
+            ax = axes[i, j]
+            chosen = ((cells["test_age_group"] == group) & (cells["label"] == j)).to_numpy()
+            if not chosen.any():
+                ax.axis("off")
+                continue
+            _overlay(ax, images[chosen].mean(axis=0), maps[chosen].mean(axis=0))
+            ax.set_title(f"{label} (n={chosen.sum()}, {cells['correct'][chosen].mean():.0%} right)", fontsize=7)
+            if j == 0:
+                ax.set_ylabel(f"test: {group}", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    _save(fig, path)
+
+
+def plot_cam_gallery(images: np.ndarray, maps: np.ndarray, cells: pd.DataFrame, labels: list[str], path: Path,
+                     limit: int = 24) -> None:
+    """Single test images with their Grad-CAM maps, captioned true → predicted, right ✓ or wrong ✗."""
+    shown = min(limit, len(images))
+    fig, axes = _grid(shown, 6, (2, 2.4))
+    for ax, k in zip(axes, np.linspace(0, len(images) - 1, shown).astype(int)):
+        row = cells.iloc[k]
+        _overlay(ax, images[k], maps[k])
+        mark = "✓" if row["correct"] else "✗"
+        ax.set_title(f"{mark} {row['test_age_group']}: {labels[row['label']]} → {labels[row['predicted']]}\n"
+                     f"{Path(row['source']).name[:26]}", fontsize=6, color="black" if row["correct"] else "red")
+    _save(fig, path)

@@ -27,6 +27,8 @@ class ModelSpec:
     learning_rate: float = 1e-4
     epochs: int = 30
     batch_size: int = 20  # the original's
+    rotation: float = 0.0  # extra augmentation beyond the original's (fraction of a turn)
+    zoom: float = 0.0
     weights: tuple[str, ...] = ("imagenet", "none")  # accepted train.weights (besides a file path)
     min_img_size: int = 32
     builtin_preprocessing: bool = False  # the model scales its own [0, 255] input

@@ -1,0 +1,138 @@
+"""Models on real photos: the off-the-shelf FER2013 model against models trained here, on the same test images.
+
+Usage:
+    python benchmarks/real_photos.py --data COPY_OF/real-photos/MUXDEV --labels Disgust Happy Neutral Surprise \\
+        [--seeds 42 43 44] [--work /tmp/fer-age-bench] [--variant NAME:key=value,key=value ...]
+
+Runs the pipeline's own commands in a scratch project (FOLDER is read, never written): crop once, then per
+seed a subject-disjoint split and one training per variant (``fer-age train``), and scores every model and
+the untrained FER2013 baseline on that seed's test split. Prints mean and spread over seeds of test
+accuracy and macro-F1, the training time, and writes ``results.json`` in the work folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from sklearn.metrics import accuracy_score, f1_score
+
+DEFAULT_VARIANTS = {
+    "minixception fine-tuned from fer2013": {"model": "minixception", "head": "default", "train.weights": "fer2013"},
+    "minixception from scratch": {"model": "minixception", "head": "m2", "train.weights": "none"},
+    "compact CNN, its defaults": {"model": "compactcnn", "head": "m2"},
+}
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    name, _, settings = text.partition(":")
+    pairs = (item.split("=", 1) for item in settings.split(",") if item)
+    return name, {key: yaml.safe_load(value) for key, value in pairs}
+
+
+def write_params(work: Path, labels: list[str], seed: int, settings: dict) -> None:
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params.update(seed=seed, labels=labels, img_size=48)
+    params["datasets"] = {"REAL": {"raw": "REAL", "age_group": "adult", "subject_pattern": r"^(.+?)_\d+\."}}
+    params["sample"]["datasets"] = {}
+    for key, value in settings.items():
+        section = params
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            section = section[parent]
+        section[leaf] = value
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def fer_age(work: Path, *args: str) -> str:
+    result = subprocess.run([str(Path(sys.executable).parent / "fer-age"), *args], cwd=work, capture_output=True,
+                            text=True, env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"})
+    if result.returncode != 0:
+        raise SystemExit(f"fer-age {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    return result.stdout
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
+    return {"accuracy": float(accuracy_score(y_true, y_pred)),
+            "macro_f1": float(f1_score(y_true, y_pred, labels=range(n_classes), average="macro", zero_division=0))}
+
+
+def test_scores(work: Path, labels: list[str]) -> tuple[dict, dict]:
+    """Scores of the trained model and of the FER2013 baseline on the current test split."""
+    from fer_age.inference import (
+        baseline_predictor,
+        load_keras_model,
+        load_test_splits,
+        predict_probabilities,
+        trained_models,
+    )
+
+    cwd = Path.cwd()
+    os.chdir(work)
+    try:
+        test = load_test_splits(["REAL"], Path("data/splits"))["REAL"]
+        out = {}
+        for kind, predictor in (("trained", trained_models(["REAL"], Path("models"))[0]),
+                                ("baseline", baseline_predictor(labels, 48))):
+            model = load_keras_model(predictor)
+            info = predictor.info
+            probabilities = predict_probabilities(model, test.images, info.model, info.preprocessing)
+            out[kind] = scores(test.labels, probabilities.argmax(axis=1), len(labels))
+        return out["trained"], {**out["baseline"], "n": len(test.labels)}
+    finally:
+        os.chdir(cwd)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="a folders-layout dataset (read only)")
+    parser.add_argument("--labels", nargs="+", required=True)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/fer-age-bench"))
+    parser.add_argument("--variant", action="append", default=[], help="NAME:key=value,... (params keys)")
+    args = parser.parse_args()
+    variants = dict(map(parse_variant, args.variant)) or DEFAULT_VARIANTS
+    work = args.work
+    (work / "data" / "raw").mkdir(parents=True, exist_ok=True)
+    link = work / "data" / "raw" / "REAL"
+    if not link.exists():
+        link.symlink_to(args.data.resolve())
+    write_params(work, args.labels, args.seeds[0], {})
+    if not (work / "data" / "cropped" / "REAL" / "crop_report.csv").exists():
+        print(fer_age(work, "crop", "REAL").strip().splitlines()[-1])
+    rows: dict[str, list[dict]] = {"off-the-shelf FER2013 (no training)": []}
+    for seed in args.seeds:
+        write_params(work, args.labels, seed, {})
+        fer_age(work, "split", "REAL")
+        for name, settings in variants.items():
+            write_params(work, args.labels, seed, settings)
+            started = time.perf_counter()
+            log = fer_age(work, "train", "REAL").strip().splitlines()[-1]
+            seconds = time.perf_counter() - started
+            trained, baseline = test_scores(work, args.labels)
+            rows.setdefault(name, []).append({**trained, "seed": seed, "seconds": seconds, "log": log})
+            print(f"seed {seed} | {name}: accuracy {trained['accuracy']:.3f}, macro-F1 {trained['macro_f1']:.3f} "
+                  f"({seconds:.0f} s) | baseline macro-F1 {baseline['macro_f1']:.3f} | {log}", flush=True)
+        rows["off-the-shelf FER2013 (no training)"].append({**baseline, "seed": seed, "seconds": 0.0})
+    print(f"\n| model | test accuracy | test macro-F1 | train s | per seed macro-F1 (n = {baseline['n']}) |")
+    print("|---|---|---|---|---|")
+    for name, runs in rows.items():
+        acc, f1 = np.array([r["accuracy"] for r in runs]), np.array([r["macro_f1"] for r in runs])
+        seconds = np.mean([r["seconds"] for r in runs])
+        print(f"| {name} | {acc.mean():.3f} ± {acc.std():.3f} | {f1.mean():.3f} ± {f1.std():.3f} | {seconds:.0f} | "
+              f"{' / '.join(f'{v:.3f}' for v in f1)} |")
+    (work / "results.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    from fer_age.runtime import import_tensorflow
+
+    import_tensorflow()
+    main()

@@ -1,0 +1,54 @@
+"""Grad-CAM: maps follow what a model uses; the upper/lower face share; declared target layers."""
+
+import numpy as np
+import pytest
+
+from fer_age.errors import FerAgeError
+from fer_age.registry import MODELS, ModelSpec
+from fer_age.saliency import bootstrap_mean, gradcam, target_layer, upper_face_share
+
+
+def _two_feature_model(uses_channel: int):
+    """32x32 RGB -> 1x1 'features' (red, green) -> average -> 2 classes driven by one channel only."""
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    features = keras.layers.Conv2D(2, 1, use_bias=False, activation="relu", name="features")
+    x = features(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    dense = keras.layers.Dense(2, activation="softmax")
+    outputs = dense(x)
+    features.set_weights([np.eye(3, 2, dtype=np.float32).reshape(1, 1, 3, 2)])
+    kernel = np.zeros((2, 2), np.float32)
+    kernel[uses_channel] = [-4.0, 4.0]
+    dense.set_weights([kernel, np.zeros(2, np.float32)])
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("channel, region", [(0, (slice(0, 12), slice(0, 12))), (1, (slice(20, 32), slice(20, 32)))])
+def test_gradcam_peaks_where_the_model_looks(channel, region):
+    image = np.zeros((1, 32, 32, 3), np.float32)
+    image[0, :12, :12, 0] = 1.0  # a red square top left
+    image[0, 20:, 20:, 1] = 1.0  # a green square bottom right
+    maps = gradcam(_two_feature_model(channel), "features", image, np.array([1]))
+    peak = np.unravel_index(maps[0].argmax(), maps[0].shape)
+    assert region[0].start <= peak[0] < region[0].stop and region[1].start <= peak[1] < region[1].stop
+    inside = maps[0][region].mean()
+    assert inside > 0.9 and maps[0].sum() - maps[0][region].sum() < 0.1 * maps[0][region].sum()
+
+
+def test_upper_face_share_and_its_ci():
+    maps = np.zeros((3, 10, 10))
+    maps[0, :3] = 1  # eyes only
+    maps[1, 7:] = 1  # mouth only
+    maps[2] = 1  # everywhere
+    np.testing.assert_allclose(upper_face_share(maps), [1.0, 0.0, 0.5])
+    mean, low, high = bootstrap_mean(np.array([0.2, 0.4, 0.6, 0.8]), 500, 0.95, 0)
+    assert mean == pytest.approx(0.5) and low < 0.5 < high
+    assert np.isnan(upper_face_share(np.zeros((1, 4, 4)))[0])
+
+
+def test_every_registry_model_declares_a_target_layer_and_a_model_without_fails_by_name():
+    assert all(target_layer(name, spec) for name, spec in MODELS.items())
+    with pytest.raises(FerAgeError, match="'newnet'"):
+        target_layer("newnet", ModelSpec("NewNet", None, None, None))
