@@ -46,7 +46,8 @@ def test_explain_stage_writes_maps_shares_and_a_report_section(study):
     assert "Running stage 'explain'" in (study / "repro.log").read_text()
     folder = study / "results" / "explain"
     for name in [*DATASETS, "POOL-all"]:
-        assert (folder / f"{name}_gradcam.png").is_file() and (folder / f"{name}_gallery.png").is_file()
+        assert (folder / "figures" / f"{name}_gradcam.png").is_file()
+        assert (folder / "figures" / f"{name}_gallery.png").is_file()
     table = pd.read_csv(folder / "saliency.csv")
     overall = table[table["emotion"] == "all"]
     assert set(overall["model_name"]) == {*DATASETS, "POOL-all"}
@@ -115,6 +116,8 @@ def test_dvc_metrics_and_plots(study):
     assert heatmap["type"] == "vega" and heatmap["content"]["spec"]["encoding"]["x"]["field"] == "test_age_group"
     cells = {(row["train_age_group"], row["test_age_group"]) for row in heatmap["content"]["data"]["values"]}
     assert ("child", "older") in cells and ("FER2013", "adult") in cells
+    assert "results/explain/figures/KIDS_gradcam.png" in plots and not json.loads(
+        run(["dvc", "plots", "show", "--json"], study).stdout).get("errors")
 
 
 def test_mlflow_runs_of_the_repro(study):

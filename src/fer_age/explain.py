@@ -99,12 +99,13 @@ def main(config: Config, args: argparse.Namespace) -> None:
     chosen = select_images(tests, config.explain.images_per_cell, config.seed)
     images = np.stack([tests[d].images[i] for d, i in zip(chosen["test_dataset"], chosen["index"])])
     out = fresh_dir(RESULTS, EXPLAIN.name)
+    (out / "figures").mkdir()
     all_cells = []
     for predictor in predictors:
         cells, maps = explain_model(predictor, images, chosen, config.labels)
         all_cells.append(cells)
         name = predictor.info.name
-        figures = [out / f"{name}_gradcam.png", out / f"{name}_gallery.png"]
+        figures = [out / "figures" / f"{name}_gradcam.png", out / "figures" / f"{name}_gallery.png"]
         plot_cam_grid(images, maps, cells, config.age_groups, config.labels, f"{name}: mean Grad-CAM", figures[0])
         plot_cam_gallery(images, maps, cells, config.labels, figures[1])
         log_figures(predictor, figures, config.train.experiment)
