@@ -75,13 +75,12 @@ def metric_name(*parts: str) -> str:
     return re.sub(r"[^\w./\- :]", "_", ".".join(parts))
 
 
-def log_to_mlflow(config: Config, predictors: list[Predictor], predictions: pd.DataFrame, cross_age: pd.DataFrame,
-                  outputs: list[Path]) -> None:
+def log_to_mlflow(config: Config, experiment_id: str, predictors: list[Predictor], predictions: pd.DataFrame,
+                  cross_age: pd.DataFrame, outputs: list[Path]) -> None:
     """One evaluation run with every cell and the outputs; each training run gets its own test scores."""
     import mlflow
 
     from fer_age.tracking import (
-        connect,
         file_digest,
         find_training_run,
         log_split_inputs,
@@ -89,7 +88,6 @@ def log_to_mlflow(config: Config, predictors: list[Predictor], predictions: pd.D
         tracked_run,
     )
 
-    experiment_id = connect(config.train.experiment)
     now = int(time.time() * 1000)
     run_ids = {}
     for predictor in (p for p in predictors if not p.baseline):
@@ -136,7 +134,7 @@ def main(config: Config, args: argparse.Namespace) -> None:
     if "fer2013" in config.evaluate.baselines:
         baseline = baseline_predictor(config.labels, config.img_size)
         predictors += [baseline] if baseline else []
-    connect(config.train.experiment)  # an unreachable store fails before the work
+    experiment_id = connect(config.train.experiment)  # an unreachable store fails before the work
     predictions = predict_all(predictors, tests, config.labels)
     cross_age, cross_dataset = score_tables(predictions, config)
     heads = headline(cross_age, config.age_groups)
@@ -153,6 +151,6 @@ def main(config: Config, args: argparse.Namespace) -> None:
     report = report_markdown(cross_age, heads, names, flagged, config.evaluate.confidence_level, config.age_groups)
     (RESULTS / REPORT).write_text(report)
     write_figures(predictions, cross_age, cross_dataset, tests, config, fresh_dir(RESULTS, FIGURES.name))
-    log_to_mlflow(config, predictors, predictions, cross_age,
+    log_to_mlflow(config, experiment_id, predictors, predictions, cross_age,
                   [RESULTS / f for f in (*tables, METRICS, REPORT)] + [FIGURES])
     print(report)

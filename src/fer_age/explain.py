@@ -73,13 +73,13 @@ def section(table: pd.DataFrame, age_groups: list[str], level: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def log_figures(predictor: Predictor, figures: list[Path], experiment: str) -> None:
+def log_figures(predictor: Predictor, figures: list[Path], experiment_id: str) -> None:
     """Attach the figures to the MLflow run that trained the model (when the store has it)."""
     from mlflow import MlflowClient
 
-    from fer_age.tracking import connect, file_digest, find_training_run, tracking_uri
+    from fer_age.tracking import file_digest, find_training_run, tracking_uri
 
-    run = find_training_run(connect(experiment), predictor.info.name, file_digest(predictor.path))
+    run = find_training_run(experiment_id, predictor.info.name, file_digest(predictor.path))
     if run is not None:
         for figure in figures:
             MlflowClient(tracking_uri()).log_artifact(run.info.run_id, str(figure), "explain")
@@ -95,7 +95,7 @@ def main(config: Config, args: argparse.Namespace) -> None:
     for predictor in predictors:  # an undeclared target layer fails before any work
         target_layer(predictor.info.model, model_spec(predictor.info.model))
     tests = load_test_splits(datasets, SPLITS)
-    connect(config.train.experiment)
+    experiment_id = connect(config.train.experiment)  # an unreachable store fails before the work
     chosen = select_images(tests, config.explain.images_per_cell, config.seed)
     images = np.stack([tests[d].images[i] for d, i in zip(chosen["test_dataset"], chosen["index"])])
     out = fresh_dir(RESULTS, EXPLAIN.name)
@@ -108,7 +108,7 @@ def main(config: Config, args: argparse.Namespace) -> None:
         figures = [out / "figures" / f"{name}_gradcam.png", out / "figures" / f"{name}_gallery.png"]
         plot_cam_grid(images, maps, cells, config.age_groups, config.labels, f"{name}: mean Grad-CAM", figures[0])
         plot_cam_gallery(images, maps, cells, config.labels, figures[1])
-        log_figures(predictor, figures, config.train.experiment)
+        log_figures(predictor, figures, experiment_id)
     e = config.evaluate
     table = share_table(pd.concat(all_cells, ignore_index=True), e.bootstrap_samples, e.confidence_level, config.seed)
     table.to_csv(out / SALIENCY, index=False, float_format="%.4g")
