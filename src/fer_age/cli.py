@@ -37,6 +37,9 @@ def parser() -> argparse.ArgumentParser:
         module="evaluate")
     stages.add_parser("explain", help="Grad-CAM maps of every model per test age group and emotion").set_defaults(
         module="explain")
+    remote = stages.add_parser("check-remote", help="try the DVC S3 remotes' credentials (before a push or pull)")
+    remote.add_argument("remote", nargs="?", help="a remote name (default: every remote)")
+    remote.set_defaults(module="check_remote")
     predict = stages.add_parser("predict", help="apply a trained model to new photos")
     predict.add_argument("paths", nargs="+", help="image files or folders")
     predict.add_argument("--model", required=True, help="a trained .h5 file (with its training.json) or an "
