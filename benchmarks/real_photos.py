@@ -28,6 +28,7 @@ DEFAULT_VARIANTS = {
     "minixception fine-tuned from fer2013": {"model": "minixception", "head": "default", "train.weights": "fer2013"},
     "minixception from scratch": {"model": "minixception", "head": "m2", "train.weights": "none"},
     "compact CNN, its defaults": {"model": "compactcnn", "head": "m2"},
+    "compact CNN, rotation/zoom 0.1": {"model": "compactcnn", "head": "m2", "train.rotation": 0.1, "train.zoom": 0.1},
 }
 
 
@@ -79,8 +80,8 @@ def test_scores(work: Path, labels: list[str]) -> tuple[dict, dict]:
     try:
         test = load_test_splits(["REAL"], Path("data/splits"))["REAL"]
         out = {}
-        for kind, predictor in (("trained", trained_models(["REAL"], Path("models"))[0]),
-                                ("baseline", baseline_predictor(labels, 48))):
+        trained = trained_models(["REAL"], Path("models"))[0]
+        for kind, predictor in (("trained", trained), ("baseline", baseline_predictor(labels, trained.info.img_size))):
             model = load_keras_model(predictor)
             info = predictor.info
             probabilities = predict_probabilities(model, test.images, info.model, info.preprocessing)
@@ -109,10 +110,9 @@ def main() -> None:
         print(fer_age(work, "crop", "REAL").strip().splitlines()[-1])
     rows: dict[str, list[dict]] = {"off-the-shelf FER2013 (no training)": []}
     for seed in args.seeds:
-        write_params(work, args.labels, seed, {})
-        fer_age(work, "split", "REAL")
         for name, settings in variants.items():
             write_params(work, args.labels, seed, settings)
+            fer_age(work, "split", "REAL")  # the same subjects per seed; arrays at the variant's img_size
             started = time.perf_counter()
             log = fer_age(work, "train", "REAL").strip().splitlines()[-1]
             seconds = time.perf_counter() - started

@@ -63,6 +63,8 @@ def _dataset(**entry) -> dict:
     (_with("sample", subjects=3), "'sample.subjects'"),
     (_with("train", weights="fer2013"), "'train.weights'"),
     (_with("train", pool="some"), "'train.pool'"),
+    (_with("train", interpolation=[0.5, 1.5]), "'train.interpolation[1]' is 1.5"),
+    (_with("train", interpolation=0.5), "'train.interpolation' must be a list"),
     (_with("crop", max_pixels=10), "'crop.max_pixels'"),
     (_with("crop", min_face=0), "'crop.min_face'"),
 ])

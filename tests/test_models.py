@@ -127,3 +127,37 @@ def test_missing_fer2013_file_says_both_ways(monkeypatch, tmp_path):
 
 def test_model_file_names_follow_the_study():
     assert model_filename("resnet50v2", "m1", "CK") == "ResNet50V2_m1_CK.h5"
+
+
+def weight_interpolation_case(start_sign: float):
+    """A linear classifier of 2 features, with start weights ``start_sign * 5 I`` and fitted ones ``-start_sign *
+    5 I``, and a validation set it classifies perfectly with ``+5 I``."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax", use_bias=False)])
+    model.compile(loss="categorical_crossentropy",
+                  metrics=["accuracy", keras.metrics.F1Score(average="macro", name="macro_f1")])
+    x = np.array([[1, 0], [0, 1]] * 4, dtype="float32")
+    valid = tf.data.Dataset.from_tensor_slices((x, x)).batch(4)
+    start = [start_sign * 5 * np.eye(2, dtype="float32")]
+    model.set_weights([-w for w in start])
+    fitted = {f"val_{k}": v for k, v in model.evaluate(valid, verbose=0, return_dict=True).items()}
+    return model, start, valid, fitted
+
+
+def test_weight_interpolation_keeps_the_fitted_model_unless_a_blend_scores_higher_on_validation():
+    from fer_age.fitting import choose_interpolation
+
+    # a fitted model that forgot everything: a blend close to the start wins (0.5 is all zeros: a tie at chance)
+    model, start, valid, fitted = weight_interpolation_case(start_sign=1.0)
+    alpha, metrics, tried = choose_interpolation(model, start, valid, "val_macro_f1", (0.25, 0.5, 0.75), fitted)
+    assert alpha == 0.25 and metrics["val_accuracy"] == 1.0 and tried[1.0] < tried[0.25]
+    np.testing.assert_allclose(model.get_weights()[0], 2.5 * np.eye(2))
+    # a fitted model better than its start: kept as is
+    model, start, valid, fitted = weight_interpolation_case(start_sign=-1.0)
+    alpha, metrics, _ = choose_interpolation(model, start, valid, "val_macro_f1", (0.25, 0.5, 0.75), fitted)
+    assert alpha == 1.0 and metrics == fitted
+    np.testing.assert_allclose(model.get_weights()[0], 5 * np.eye(2))
+    # no alphas: nothing tried, nothing changed
+    assert choose_interpolation(model, start, valid, "val_macro_f1", (), fitted)[::2] == (1.0, {})

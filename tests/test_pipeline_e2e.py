@@ -57,6 +57,7 @@ def test_explain_stage_writes_maps_shares_and_a_report_section(study):
     assert set(table["emotion"]) == {"all", "Angry", "Fear", "Happy", "Sad"}
     section = (folder / "report.md").read_text()
     assert "# Where the models look" in section and "**KIDS** (trained on child)" in section
+    assert "against child: " in section  # the difference from the own group, with its CI
     client = _client(study)
     run = _runs(client, "tags.stage = 'train' and tags.name = 'KIDS'")[0]
     assert {a.path for a in client.list_artifacts(run.info.run_id, "explain")} == {

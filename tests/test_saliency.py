@@ -5,7 +5,7 @@ import pytest
 
 from fer_age.errors import FerAgeError
 from fer_age.registry import MODELS, ModelSpec
-from fer_age.saliency import bootstrap_mean, gradcam, target_layer, upper_face_share
+from fer_age.saliency import bootstrap_difference, bootstrap_mean, gradcam, target_layer, upper_face_share
 
 
 def _two_feature_model(uses_channel: int):
@@ -46,6 +46,16 @@ def test_upper_face_share_and_its_ci():
     mean, low, high = bootstrap_mean(np.array([0.2, 0.4, 0.6, 0.8]), 500, 0.95, 0)
     assert mean == pytest.approx(0.5) and low < 0.5 < high
     assert np.isnan(upper_face_share(np.zeros((1, 4, 4)))[0])
+
+
+def test_difference_ci_resamples_each_group_and_separates_only_different_groups():
+    rng = np.random.default_rng(1)
+    eyes, mouth = rng.uniform(0.6, 0.8, 20), rng.uniform(0.2, 0.4, 20)
+    diff, low, high = bootstrap_difference(mouth, eyes, 1000, 0.95, 0)
+    assert diff == pytest.approx(mouth.mean() - eyes.mean()) and low <= diff <= high < 0
+    diff, low, high = bootstrap_difference(rng.uniform(0.2, 0.8, 20), rng.uniform(0.2, 0.8, 20), 1000, 0.95, 0)
+    assert low < 0 < high
+    assert np.isnan(bootstrap_difference(np.array([np.nan]), eyes, 100, 0.95, 0)[0])
 
 
 def test_every_registry_model_declares_a_target_layer_and_a_model_without_fails_by_name():

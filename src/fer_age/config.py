@@ -108,6 +108,8 @@ class TrainConfig:
     zoom: float | None = None  # extra augmentation: zoom fraction; null = the model's default
     mixed_precision: bool = False
     pool: str = "none"  # none | all | leave_one_out
+    # fractions of the fitted weights tried between the starting classifier and the fitted one (WiSE-FT)
+    interpolation: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
     experiment: str = "fer-age-generalization"
 
 
@@ -390,6 +392,8 @@ def _validate(c: Config) -> None:
     for key, value in (("rotation", t.rotation), ("zoom", t.zoom)):
         if value is not None:
             _in_range(value, 0, 0.5, f"train.{key}")
+    for i, alpha in enumerate(t.interpolation):
+        _in_range(alpha, 0, 1, f"train.interpolation[{i}]")
     _check(t.monitor in MONITORS, f"'train.monitor' is '{t.monitor}'; choose one of {', '.join(MONITORS)}")
     _check(t.pool in POOLS, f"'train.pool' is '{t.pool}'; choose one of {', '.join(POOLS)}")
     _check(bool(t.experiment.strip()), "'train.experiment' must not be empty")

@@ -13,7 +13,7 @@ from fer_age.config import Config
 from fer_age.inference import Predictor, SplitImages, load_keras_model, load_test_splits, trained_models
 from fer_age.layout import EXPLAIN, MODELS, RESULTS, SPLITS, fresh_dir
 from fer_age.registry import model_spec
-from fer_age.saliency import gradcam, share_table, target_layer, upper_face_share
+from fer_age.saliency import bootstrap_difference, gradcam, share_table, target_layer, upper_face_share
 
 SALIENCY = "saliency.csv"
 SECTION = "report.md"
@@ -47,29 +47,32 @@ def explain_model(predictor: Predictor, images: np.ndarray, chosen: pd.DataFrame
     return cells, maps
 
 
-def section(table: pd.DataFrame, age_groups: list[str], level: float) -> str:
-    """The report section: per model, the upper-face share per test age group against its own group's."""
+def section(cells: pd.DataFrame, table: pd.DataFrame, age_groups: list[str], samples: int, level: float,
+            seed: int) -> str:
+    """The report section: per model, the upper-face share per test age group and its difference from the share
+    on the model's own group, each with a bootstrap CI over images."""
     overall = table[table["emotion"] == "all"]
     lines = ["# Where the models look", "",
              f"Share of Grad-CAM saliency on the upper face (eyes, brows: the crop's upper half) with {level:.0%} "
-             "bootstrap CIs over images; the rest falls on the lower face (nose, mouth).", ""]
+             "bootstrap CIs over images; the rest falls on the lower face (nose, mouth). For other age groups, the "
+             "difference from the model's own group, with its CI (each group's images resampled).", ""]
     for name, part in overall.groupby("model_name", sort=False):
         by_group = part.set_index("test_age_group")
         own_group = part["train_age_group"].iat[0]
+        shares = cells[cells["model_name"] == name].groupby("test_age_group")["upper_share"]
         lines.append(f"- **{name}** (trained on {own_group}):")
-        own = by_group.loc[own_group] if own_group in by_group.index else None
         for group in [g for g in age_groups if g in by_group.index]:
             r = by_group.loc[group]
             text = f"{r.upper_share:.2f} [{r.upper_share_ci_low:.2f}, {r.upper_share_ci_high:.2f}]"
-            if own is None or group == own_group:
-                verdict = " (own group)" if group == own_group else ""
-            elif r.upper_share_ci_high < own.upper_share_ci_low:
-                verdict = f" (lower than on {own_group}; the CIs do not overlap)"
-            elif r.upper_share_ci_low > own.upper_share_ci_high:
-                verdict = f" (higher than on {own_group}; the CIs do not overlap)"
-            else:
-                verdict = f" (not clearly different from {own_group}; the CIs overlap)"
-            lines.append(f"  - on {group} test images: {text}{verdict}")
+            if group == own_group:
+                text += " (own group)"
+            elif own_group in by_group.index:
+                diff, low, high = bootstrap_difference(shares.get_group(group).to_numpy(),
+                                                       shares.get_group(own_group).to_numpy(), samples, level, seed)
+                verdict = ("not clearly different" if low <= 0 <= high else
+                           "more on the upper face" if low > 0 else "more on the lower face")
+                text += f"; {diff:+.2f} [{low:+.2f}, {high:+.2f}] against {own_group}: {verdict}"
+            lines.append(f"  - on {group} test images: {text}")
     return "\n".join(lines) + "\n"
 
 
@@ -110,8 +113,9 @@ def main(config: Config, args: argparse.Namespace) -> None:
         plot_cam_gallery(images, maps, cells, config.labels, figures[1])
         log_figures(predictor, figures, experiment_id)
     e = config.evaluate
-    table = share_table(pd.concat(all_cells, ignore_index=True), e.bootstrap_samples, e.confidence_level, config.seed)
+    cells = pd.concat(all_cells, ignore_index=True)
+    table = share_table(cells, e.bootstrap_samples, e.confidence_level, config.seed)
     table.to_csv(out / SALIENCY, index=False, float_format="%.4g")
-    text = section(table, config.age_groups, e.confidence_level)
+    text = section(cells, table, config.age_groups, e.bootstrap_samples, e.confidence_level, config.seed)
     (out / SECTION).write_text(text)
     print(text)

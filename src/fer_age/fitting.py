@@ -42,12 +42,14 @@ class Hyperparameters:
     label_smoothing: float
     monitor: str
     mixed_precision: bool
+    interpolation: tuple[float, ...]  # empty unless the model starts as a trained classifier of the study's labels
 
     @classmethod
     def resolve(cls, config: Config) -> Hyperparameters:
         spec = model_spec(config.model)
         t = config.train
         weights = spec.weights[0] if t.weights == "pretrained" else t.weights
+        starts_as_classifier = config.head == "default" and weights != "none"
         return cls(
             model=config.model, head=config.head, img_size=config.img_size,
             epochs=t.epochs or spec.epochs, learning_rate=t.learning_rate or spec.learning_rate,
@@ -56,7 +58,8 @@ class Hyperparameters:
             fine_tune_layers=t.fine_tune_layers if t.fine_tune_layers is not None else spec.fine_tune_layers,
             seed=config.seed, augment=t.augment, class_weights=t.class_weights,
             rotation=spec.rotation if t.rotation is None else t.rotation, zoom=spec.zoom if t.zoom is None else t.zoom,
-            label_smoothing=t.label_smoothing, monitor=t.monitor, mixed_precision=t.mixed_precision)
+            label_smoothing=t.label_smoothing, monitor=t.monitor, mixed_precision=t.mixed_precision,
+            interpolation=tuple(t.interpolation) if starts_as_classifier else ())
 
 
 @dataclass
@@ -66,6 +69,7 @@ class FitResult:
     model: object
     best_epoch: int  # 0 = the model before any training step
     best_metrics: dict[str, float]
+    alpha: float  # fraction of the fitted weights kept, against the starting ones (1 = the fitted model)
     history: pd.DataFrame
     n_train: int
     n_valid: int
@@ -108,7 +112,7 @@ def _callbacks(config: Config, monitor: str, records: list[dict], initial: dict[
 
         def on_train_begin(self, logs=None):
             self.best_epoch, self.best = 0, {f"val_{k}": v for k, v in initial.items()}
-            self.best_weights = self.model.get_weights()
+            self.best_weights = self.start_weights = self.model.get_weights()
 
         def on_epoch_end(self, epoch, logs=None):
             row = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
@@ -128,6 +132,31 @@ def _callbacks(config: Config, monitor: str, records: list[dict], initial: dict[
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=t.reduce_lr_factor,
                                           patience=t.reduce_lr_patience, min_lr=t.min_learning_rate),
     ]
+
+
+def interpolate(start: list[np.ndarray], fitted: list[np.ndarray], alpha: float) -> list[np.ndarray]:
+    """Weights ``(1 - alpha) * start + alpha * fitted`` (floating-point arrays only; others stay fitted)."""
+    return [(1 - alpha) * s + alpha * f if np.issubdtype(f.dtype, np.floating) else f
+            for s, f in zip(start, fitted, strict=True)]
+
+
+def choose_interpolation(model, start: list[np.ndarray], valid_ds, monitor: str, alphas: tuple[float, ...],
+                         fitted_metrics: dict[str, float]) -> tuple[float, dict[str, float], dict[float, float]]:
+    """Weight-space ensembling of the starting and the fitted classifier (WiSE-FT, Wortsman et al. 2022).
+
+    Each ``alpha`` is scored on validation; the model keeps the best one, the fitted model (alpha 1) unless
+    another scores higher on ``monitor``. Returns the alpha kept, its validation metrics and every alpha's score.
+    """
+    fitted = model.get_weights()
+    best_alpha, best, tried = 1.0, fitted_metrics, {1.0: fitted_metrics[monitor]} if alphas else {}
+    for alpha in sorted(alphas, reverse=True):
+        model.set_weights(interpolate(start, fitted, alpha))
+        scores = {f"val_{k}": float(v) for k, v in model.evaluate(valid_ds, verbose=0, return_dict=True).items()}
+        tried[alpha] = scores[monitor]
+        if scores[monitor] > best[monitor] + 5e-5:
+            best_alpha, best = alpha, scores
+    model.set_weights(interpolate(start, fitted, best_alpha))
+    return best_alpha, best, tried
 
 
 def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResult:
@@ -164,9 +193,13 @@ def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResul
     callbacks = _callbacks(config, hp.monitor, records, initial)
     model.fit(train_ds, validation_data=valid_ds, epochs=hp.epochs, callbacks=callbacks, verbose=2, shuffle=False)
     best = callbacks[0]
+    alpha, best_metrics, tried = choose_interpolation(model, best.start_weights, valid_ds, hp.monitor,
+                                                      hp.interpolation, best.best)
+    for tried_alpha, score in tried.items():
+        mlflow.log_metric(f"interpolated_{hp.monitor}", score, step=round(tried_alpha * 100))
     y_pred = model.predict(valid_ds, verbose=0).argmax(axis=1)
-    return FitResult(model, best.best_epoch, best.best, pd.DataFrame(records), len(y_train), len(y_valid),
-                     y_valid, y_pred)
+    return FitResult(model, best.best_epoch, best_metrics, alpha, pd.DataFrame(records), len(y_train),
+                     len(y_valid), y_valid, y_pred)
 
 
 def train_and_track(config: Config, name: str, split_dirs: list[Path], models_base: Path, history_dir: Path,
@@ -210,8 +243,8 @@ def train_and_track(config: Config, name: str, split_dirs: list[Path], models_ba
                             hp.img_size, list(config.labels), len(result.history), result.best_epoch, reason,
                             {k: round(v, 6) for k, v in result.best_metrics.items()})
         info.save(out_dir)
-        mlflow.log_metrics({"best_epoch": result.best_epoch, **{f"best_{k}": v for k, v in
-                                                                result.best_metrics.items()}})
+        best_metrics = {f"best_{k}": v for k, v in result.best_metrics.items()}
+        mlflow.log_metrics({"best_epoch": result.best_epoch, "interpolation_alpha": result.alpha, **best_metrics})
         mlflow.log_artifact(str(figure), "figures")
         log_split_inputs(split_dirs, {"train": "training", "valid": "validation"})
         scaling = spec.preprocess_module if hp.preprocessing == "backbone" else hp.preprocessing
@@ -220,7 +253,9 @@ def train_and_track(config: Config, name: str, split_dirs: list[Path], models_ba
         mlflow.set_tags({"degenerate": reason or "false", "model_sha256": file_digest(model_path),
                          "registered_model": f"{model_path.stem} version {version}"})
     best = result.best_metrics
-    print(f"train {name}: {len(result.history)} epochs, kept epoch {result.best_epoch} (val accuracy "
+    kept = f"epoch {result.best_epoch}" + (f", interpolated {result.alpha:g} of the way from the start"
+                                           if result.alpha < 1 else "")
+    print(f"train {name}: {len(result.history)} epochs, kept {kept} (val accuracy "
           f"{best['val_accuracy']:.3f}, macro-F1 {best['val_macro_f1']:.3f}); registered {model_path.stem} "
           f"version {version}")
     return info

@@ -57,6 +57,20 @@ def bootstrap_mean(values: np.ndarray, samples: int, level: float, seed: int) ->
     return float(values.mean()), float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
 
 
+def bootstrap_difference(values: np.ndarray, reference: np.ndarray, samples: int, level: float,
+                         seed: int) -> tuple[float, float, float]:
+    """Mean of ``values`` minus mean of ``reference`` (different images), with a percentile bootstrap CI that
+    resamples each group's images independently (seeded)."""
+    values, reference = values[~np.isnan(values)], reference[~np.isnan(reference)]
+    if len(values) == 0 or len(reference) == 0:
+        return np.nan, np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    diffs = (rng.choice(values, size=(samples, len(values))).mean(axis=1)
+             - rng.choice(reference, size=(samples, len(reference))).mean(axis=1))
+    low, high = np.quantile(diffs, ((1 - level) / 2, (1 + level) / 2))
+    return float(values.mean() - reference.mean()), float(low), float(high)
+
+
 def share_table(cells: pd.DataFrame, samples: int, level: float, seed: int) -> pd.DataFrame:
     """Per model x test age group (x emotion, and all emotions together): the upper-face share with its CI."""
     rows = []
