@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -38,6 +39,10 @@ def import_tensorflow() -> None:
             import tensorflow  # noqa: F401
 
             absl.logging.set_verbosity(absl.logging.ERROR)  # e.g. Keras' "saving as HDF5 is legacy" warning
+            # evaluate and explain predict with one model after another: each traces its own function, which
+            # TensorFlow reports as "excessive retracing" from the sixth model on
+            logging.getLogger("tensorflow").addFilter(
+                lambda record: "triggered tf.function retracing" not in record.getMessage())
         finally:
             os.dup2(saved, 2)
             os.close(saved)
