@@ -35,9 +35,9 @@ def s3(stack):
                         aws_access_key_id=stack.access_key_id, aws_secret_access_key=stack.secret_access_key)
 
 
-def remote_keys(stack) -> list[str]:
-    """The DVC remote's object keys, sorted (paginated: a listing returns at most 1,000 keys)."""
-    pages = s3(stack).get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="dvc/")
+def bucket_keys(stack, prefix: str) -> list[str]:
+    """The bucket's object keys under ``prefix``, sorted (paginated: a listing returns at most 1,000 keys)."""
+    pages = s3(stack).get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
     return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
 
@@ -104,21 +104,20 @@ def test_team_stack_end_to_end(stack, tmp_path, monkeypatch):
         assert "python_function" in (Path(model) / "MLmodel").read_text()
     evaluations = client.search_runs([experiment.experiment_id], "tags.stage = 'evaluate'")
     assert len(evaluations) == 1 + len(SWEEP) and {r.info.status for r in evaluations} == {"FINISHED"}
-    artifact_keys = [o["Key"] for o in s3(stack).list_objects_v2(Bucket=BUCKET, Prefix="mlartifacts/")["Contents"]]
-    assert any(key.endswith("MLmodel") for key in artifact_keys)  # artifacts live in the bucket
+    assert any(key.endswith("MLmodel") for key in bucket_keys(stack, "mlartifacts/"))  # artifacts live in the bucket
     local_stores = [p for p in project.rglob("*") if p.name in ("mlflow.db", "mlruns", "mlartifacts")]
     assert local_stores == []  # nothing logged into the project or the queue's temporary copies
 
     # push; an interrupted push (objects missing from the remote) resumes with only what is missing
     run(["git", "push", "-q", "origin", "HEAD:main"], project)
     run(["dvc", "push"], project, env)
-    pushed = remote_keys(stack)
+    pushed = bucket_keys(stack, "dvc/")
     # what a push cut midway leaves: some files uploaded, no directory manifest (.dir: DVC uploads it last)
     lost = {key for key in pushed[::2]} | {key for key in pushed if key.endswith(".dir")}
     s3(stack).delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": k} for k in sorted(lost)]})
     assert "new:" in run(["dvc", "status", "--cloud"], project, env).stdout  # DVC sees what the remote lacks
     resumed = run(["dvc", "push"], project, env).stdout
-    assert f"{len(lost)} files pushed" in resumed and remote_keys(stack) == pushed, resumed
+    assert f"{len(lost)} files pushed" in resumed and bucket_keys(stack, "dvc/") == pushed, resumed
     exps = run(["dvc", "exp", "list", "--name-only"], project, env).stdout.split()
     assert len(exps) == len(SWEEP)
     run(["dvc", "exp", "push", "origin", *exps], project, env)

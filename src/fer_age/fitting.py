@@ -18,7 +18,7 @@ from fer_age.layout import (
     fresh_dir,
     read_manifest,
 )
-from fer_age.registry import model_filename, model_spec, preprocessing_mode
+from fer_age.registry import model_filename, model_spec, preprocessing_mode, serving_preprocessing
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def _callbacks(config: Config, monitor: str, records: list[dict], initial: dict[
 
         def on_train_begin(self, logs=None):
             self.best_epoch, self.best = 0, {f"val_{k}": v for k, v in initial.items()}
-            self.best_weights = self.start_weights = self.model.get_weights()
+            self.best_weights = self.model.get_weights()
 
         def on_epoch_end(self, epoch, logs=None):
             row = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
@@ -147,8 +147,10 @@ def choose_interpolation(model, start: list[np.ndarray], valid_ds, monitor: str,
     Each ``alpha`` is scored on validation; the model keeps the best one, the fitted model (alpha 1) unless
     another scores higher on ``monitor``. Returns the alpha kept, its validation metrics and every alpha's score.
     """
+    if not alphas:
+        return 1.0, fitted_metrics, {}
     fitted = model.get_weights()
-    best_alpha, best, tried = 1.0, fitted_metrics, {1.0: fitted_metrics[monitor]} if alphas else {}
+    best_alpha, best, tried = 1.0, fitted_metrics, {1.0: fitted_metrics[monitor]}
     for alpha in sorted(alphas, reverse=True):
         model.set_weights(interpolate(start, fitted, alpha))
         scores = {f"val_{k}": float(v) for k, v in model.evaluate(valid_ds, verbose=0, return_dict=True).items()}
@@ -191,9 +193,10 @@ def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResul
     mlflow.log_metrics({f"val_{k}": v for k, v in initial.items()}, step=0)
     records: list[dict] = []
     callbacks = _callbacks(config, hp.monitor, records, initial)
+    start = model.get_weights() if hp.interpolation else []  # a copy of the weights only where it is used
     model.fit(train_ds, validation_data=valid_ds, epochs=hp.epochs, callbacks=callbacks, verbose=2, shuffle=False)
     best = callbacks[0]
-    alpha, best_metrics, tried = choose_interpolation(model, best.start_weights, valid_ds, hp.monitor,
+    alpha, best_metrics, tried = choose_interpolation(model, start, valid_ds, hp.monitor,
                                                       hp.interpolation, best.best)
     for tried_alpha, score in tried.items():
         mlflow.log_metric(f"interpolated_{hp.monitor}", score, step=round(tried_alpha * 100))
@@ -247,9 +250,9 @@ def train_and_track(config: Config, name: str, split_dirs: list[Path], models_ba
         mlflow.log_metrics({"best_epoch": result.best_epoch, "interpolation_alpha": result.alpha, **best_metrics})
         mlflow.log_artifact(str(figure), "figures")
         log_split_inputs(split_dirs, {"train": "training", "valid": "validation"})
-        scaling = spec.preprocess_module if hp.preprocessing == "backbone" else hp.preprocessing
         version = log_model(model_path, model_path.stem, list(config.labels), hp.img_size, config.crop.grayscale,
-                            scaling, np.asarray(load_splits(split_dirs, "valid")[0][:2]))
+                            serving_preprocessing(hp.model, hp.preprocessing),
+                            np.asarray(load_splits(split_dirs, "valid")[0][:2]))
         mlflow.set_tags({"degenerate": reason or "false", "model_sha256": file_digest(model_path),
                          "registered_model": f"{model_path.stem} version {version}"})
     best = result.best_metrics

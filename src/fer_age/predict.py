@@ -34,13 +34,13 @@ class FaceModel:
 
     def _load_file(self, path: Path) -> None:
         from fer_age import serving
-        from fer_age.registry import model_spec
+        from fer_age.registry import serving_preprocessing
 
         info = TrainingInfo.load(path.parent)
-        scaling = model_spec(info.model).preprocess_module if info.preprocessing == "backbone" else info.preprocessing
         model = serving.FaceEmotionModel()  # the MLflow model's own code, so both paths predict alike
         model.load_context(SimpleNamespace(artifacts={"keras_model": str(path)}, model_config={
-            "labels": info.labels, "img_size": info.img_size, "grayscale": False, "preprocessing": scaling}))
+            "labels": info.labels, "img_size": info.img_size, "grayscale": False,
+            "preprocessing": serving_preprocessing(info.model, info.preprocessing)}))
         self._predict = lambda batch: model.predict(None, batch)
         self.labels, self.img_size = info.labels, info.img_size
 

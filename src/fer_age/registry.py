@@ -81,3 +81,9 @@ def preprocessing_mode(model: str, requested: str) -> str:
     if spec.builtin_preprocessing:
         return "builtin"
     return "rescale" if spec.preprocess_module is None else requested
+
+
+def serving_preprocessing(model: str, mode: str) -> str:
+    """What the MLflow model's code applies before the network: the keras.applications module for ``backbone``,
+    else the mode itself (``rescale``, ``builtin``)."""
+    return model_spec(model).preprocess_module if mode == "backbone" else mode
