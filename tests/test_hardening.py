@@ -153,3 +153,14 @@ def test_sigkill_during_training_then_repro_gives_identical_outputs_and_no_runni
     assert _train_output(study_copy) == before  # byte-identical model, history figure and record
     assert not client.search_runs([experiment], "attributes.status = 'RUNNING'")
     assert "changed" not in run(["dvc", "status"], study_copy).stdout
+
+
+def test_team_stack_never_deletes_a_folder_that_is_not_a_stack(tmp_path):
+    from fer_age.team_stack import StackError, start
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "thesis.tex").write_text("precious")
+    with pytest.raises(StackError, match="thesis.tex"):
+        start(work)
+    assert (work / "thesis.tex").read_text() == "precious"

@@ -31,6 +31,7 @@ BUCKET = "fer-age"
 REGION = "us-east-1"
 STATE_FILE = "stack.json"
 ENV_FILE = "env.sh"
+STACK_FILES = {"postgres", "postgres.log", "s3.log", "mlflow.log", ENV_FILE}
 S3_POLICY = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}'
 
 
@@ -208,7 +209,11 @@ def start(root: Path) -> Stack:
     root = root.resolve()
     if (root / STATE_FILE).exists():
         raise StackError(f"{root} already holds a stack; stop it first (python -m fer_age.team_stack stop)")
-    if root.exists():
+    if root.exists():  # a stopped stack's folder is reused; any other folder is never deleted
+        foreign = sorted(p.name for p in root.iterdir() if p.name not in STACK_FILES)
+        if foreign:
+            raise StackError(f"{root} holds files that are not a team stack's ({', '.join(foreign[:3])}); "
+                             "choose another --dir")
         shutil.rmtree(root)
     root.mkdir(parents=True)
     started, processes = time.monotonic(), []
