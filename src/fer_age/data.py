@@ -1,10 +1,12 @@
-"""``tf.data`` input pipeline over the memory-mapped .npy splits, with augmentation."""
+"""``tf.data`` input pipeline over the memory-mapped .npy splits, and the on-device input (augmentation,
+preprocessing) of the model being fitted."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -56,34 +58,63 @@ def load_splits(split_dirs: list[Path], split: str) -> tuple[np.ndarray | Stacke
     return StackedImages([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
 
-def augmenter(seed: int, rotation: float = 0.0, zoom: float = 0.0) -> Callable[[tf.Tensor], tf.Tensor]:
-    """The original's augmentation (shift 0.2, horizontal flip, brightness x0.5-1.5), plus optional rotation
-    (a fraction of a full turn, both ways) and zoom (a fraction, in and out)."""
-    import keras
+class DeviceInput(keras.layers.Layer):
+    """Raw uint8 batches to the model's input, on the device: the original's augmentation when training
+    (shift 0.2, horizontal flip, brightness x0.5-1.5, optional rotation and zoom), then the model's preprocessing.
 
-    layers = [keras.layers.RandomTranslation(0.2, 0.2, fill_mode="nearest", seed=seed),
-              keras.layers.RandomFlip("horizontal", seed=seed + 1)]
-    if rotation:
-        layers.append(keras.layers.RandomRotation(rotation, fill_mode="nearest", seed=seed + 3))
-    if zoom:
-        layers.append(keras.layers.RandomZoom(zoom, fill_mode="nearest", seed=seed + 4))
-    layers = keras.Sequential(layers)
+    keras-io's advice for GPUs: augmentation inside the model runs on the accelerator, synchronously with the
+    training step, so the CPU only gathers uint8 batches (a quarter of float32's bytes to transfer). Used only
+    by the model ``fit`` trains (``with_device_input``); the saved model takes preprocessed images as before.
+    """
 
-    def augment(images: tf.Tensor) -> tf.Tensor:
-        images = layers(images, training=True)
-        factor = tf.random.uniform([tf.shape(images)[0], 1, 1, 1], 0.5, 1.5, seed=seed + 2)
-        return tf.clip_by_value(images * factor, 0.0, 255.0)
+    def __init__(self, preprocess: Callable, seed: int, augment: bool, rotation: float = 0.0, zoom: float = 0.0):
+        super().__init__(dtype="float32")
+        self.preprocess = preprocess
+        layers = []
+        if augment:
+            layers = [keras.layers.RandomTranslation(0.2, 0.2, fill_mode="nearest", seed=seed, dtype="float32"),
+                      keras.layers.RandomFlip("horizontal", seed=seed + 1, dtype="float32")]
+            if rotation:
+                layers.append(keras.layers.RandomRotation(rotation, fill_mode="nearest", seed=seed + 3,
+                                                          dtype="float32"))
+            if zoom:
+                layers.append(keras.layers.RandomZoom(zoom, fill_mode="nearest", seed=seed + 4, dtype="float32"))
+        self.augmentation = keras.Sequential(layers) if layers else None
+        self.brightness_seed = keras.random.SeedGenerator(seed + 2)
 
-    return augment
+    def build(self, input_shape):
+        if self.augmentation is not None:
+            self.augmentation.build(input_shape)
+
+    def call(self, images, training=False):
+        images = keras.ops.cast(images, "float32")
+        if training and self.augmentation is not None:
+            images = self.augmentation(images, training=True)
+            factor = keras.random.uniform((keras.ops.shape(images)[0], 1, 1, 1), 0.5, 1.5,
+                                          seed=self.brightness_seed)
+            images = keras.ops.clip(images * factor, 0.0, 255.0)
+        return self.preprocess(images)
 
 
-def make_dataset(images: np.ndarray | StackedImages, labels: np.ndarray, batch_size: int, preprocess: Callable,
-                 n_classes: int, training: bool = False, augment: bool = False, seed: int = 42,
-                 class_weights: np.ndarray | None = None, rotation: float = 0.0, zoom: float = 0.0) -> tf.data.Dataset:
-    """Batches of (preprocessed float32 images, one-hot labels[, sample weights]).
+def with_device_input(model: keras.Model, preprocess: Callable, seed: int, augment: bool, rotation: float = 0.0,
+                      zoom: float = 0.0) -> keras.Model:
+    """``model`` behind a ``DeviceInput``: the model to fit on raw uint8 batches (``make_dataset(..., None, ...)``).
 
-    Shuffled and augmented when training. Images are gathered batch by batch from the
-    (memory-mapped) array, so the whole set is never copied into RAM as floats.
+    It shares ``model``'s weights (and has no others), so fitting it trains ``model``.
+    """
+    inputs = keras.Input(model.input_shape[1:], dtype="uint8", name="raw_images")
+    device_input = DeviceInput(preprocess, seed, augment, rotation, zoom)
+    return keras.Model(inputs, model(device_input(inputs)), name=f"{model.name}_fit")
+
+
+def make_dataset(images: np.ndarray | StackedImages, labels: np.ndarray, batch_size: int, preprocess: Callable | None,
+                 n_classes: int, training: bool = False, seed: int = 42,
+                 class_weights: np.ndarray | None = None) -> tf.data.Dataset:
+    """Batches of (images, one-hot labels[, sample weights]), shuffled when training.
+
+    ``preprocess`` None: the raw uint8 images, for a model with a ``DeviceInput``; else float32 images mapped by
+    it. Images are gathered batch by batch from the (memory-mapped) array, so the whole set is never copied
+    into RAM.
     """
     height, width, channels = images.shape[1:]
     weights = np.ones(n_classes, np.float32) if class_weights is None else class_weights.astype(np.float32)
@@ -95,22 +126,18 @@ def make_dataset(images: np.ndarray | StackedImages, labels: np.ndarray, batch_s
         x, y = tf.numpy_function(gather, [indices], (tf.uint8, tf.int64))
         x.set_shape([None, height, width, channels])
         y.set_shape([None])
-        return tf.cast(x, tf.float32), y
+        return (x if preprocess is None else preprocess(tf.cast(x, tf.float32))), y
+
+    def finish(x, y):
+        targets = tf.one_hot(y, n_classes)
+        if class_weights is None:
+            return x, targets
+        return x, targets, tf.gather(weights, y)
 
     dataset = tf.data.Dataset.range(len(labels))
     if training:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if augment:
-        augment_batch = augmenter(seed, rotation, zoom)
-        dataset = dataset.map(lambda x, y: (augment_batch(x), y))
-
-    def finish(x, y):
-        targets = tf.one_hot(y, n_classes)
-        if class_weights is None:
-            return preprocess(x), targets
-        return preprocess(x), targets, tf.gather(weights, y)
-
     return dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 

@@ -66,7 +66,7 @@ class Hyperparameters:
 class FitResult:
     """A fitted model with the epoch kept and its validation metrics."""
 
-    model: object
+    model: object  # the classifier, without the on-device input it was fitted behind
     best_epoch: int  # 0 = the model before any training step
     best_metrics: dict[str, float]
     alpha: float  # fraction of the fitted weights kept, against the starting ones (1 = the fitted model)
@@ -167,7 +167,7 @@ def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResul
     import mlflow
     import tensorflow as tf
 
-    from fer_age.data import load_splits, make_dataset
+    from fer_age.data import load_splits, make_dataset, with_device_input
     from fer_age.models import build_model, preprocessing_fn
 
     keras.utils.set_random_seed(hp.seed)
@@ -177,15 +177,17 @@ def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResul
     n_classes = len(config.labels)
     x_train, y_train = load_splits(split_dirs, "train")
     x_valid, y_valid = load_splits(split_dirs, "valid")
-    preprocess = preprocessing_fn(hp.model, hp.preprocessing)
     weights = balanced_class_weights(y_train, n_classes) if hp.class_weights else None
-    train_ds = make_dataset(x_train, y_train, hp.batch_size, preprocess, n_classes, training=True,
-                            augment=hp.augment, seed=hp.seed, class_weights=weights, rotation=hp.rotation, zoom=hp.zoom)
-    valid_ds = make_dataset(x_valid, y_valid, hp.batch_size, preprocess, n_classes)
+    # raw uint8 batches: augmentation and preprocessing run on the device, in the model being fitted
+    train_ds = make_dataset(x_train, y_train, hp.batch_size, None, n_classes, training=True, seed=hp.seed,
+                            class_weights=weights)
+    valid_ds = make_dataset(x_valid, y_valid, hp.batch_size, None, n_classes)
     gpus = tf.config.list_physical_devices("GPU")
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     with strategy.scope():
-        model = build_model(hp.model, hp.head, hp.img_size, config.labels, hp.weights, hp.fine_tune_layers)
+        classifier = build_model(hp.model, hp.head, hp.img_size, config.labels, hp.weights, hp.fine_tune_layers)
+        model = with_device_input(classifier, preprocessing_fn(hp.model, hp.preprocessing), hp.seed, hp.augment,
+                                  hp.rotation, hp.zoom)
         model.compile(optimizer=keras.optimizers.Adam(hp.learning_rate, beta_1=0.9, beta_2=0.999),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
                       metrics=["accuracy", keras.metrics.F1Score(average="macro", name="macro_f1")])
@@ -201,7 +203,7 @@ def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResul
     for tried_alpha, score in tried.items():
         mlflow.log_metric(f"interpolated_{hp.monitor}", score, step=round(tried_alpha * 100))
     y_pred = model.predict(valid_ds, verbose=0).argmax(axis=1)
-    return FitResult(model, best.best_epoch, best_metrics, alpha, pd.DataFrame(records), len(y_train),
+    return FitResult(classifier, best.best_epoch, best_metrics, alpha, pd.DataFrame(records), len(y_train),
                      len(y_valid), y_valid, y_pred)
 
 

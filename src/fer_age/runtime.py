@@ -1,4 +1,5 @@
-"""Process set-up shared by every command: TensorFlow imported without its start-up noise."""
+"""Process set-up shared by every command: TensorFlow imported without its start-up noise, GPU memory
+grown as used."""
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)"
 
 
 def quiet_tensorflow() -> None:
-    """Silence TensorFlow's C++ and absl logs below errors (set before TensorFlow is imported).
+    """Silence TensorFlow's C++ and absl logs below errors, and let GPU memory grow as used (set before
+    TensorFlow is imported; a value already in the environment wins).
 
-    Python warnings and the project's own messages still show.
+    Python warnings and the project's own messages still show. Growing memory instead of TensorFlow's
+    default, all of each GPU's memory at start, lets several processes share one GPU (``dvc queue start -j N``).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
 
 def import_tensorflow() -> None:
