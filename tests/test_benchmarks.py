@@ -2,10 +2,12 @@
 
 import sys
 
+import pytest
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import gpu_check  # noqa: E402
 import plan_full_study  # noqa: E402
 import run as bench  # noqa: E402
 
@@ -15,21 +17,56 @@ def test_benchmark_code_paths_on_tiny_inputs(tmp_path, capsys):
     crop = bench.crop_batching(str(folder), 4, 6)
     assert crop["images"] == 6 and crop["identical"] and crop["speedup"] > 0
     pipe = bench.input_pipeline(16, 32, 1)
+    feed = bench.input_feed(24, 32, 8)
+    assert feed["img_s"] > 0 and pipe["ratio"] > 0
     evaluations = [bench.evaluate_memory(rows, 100) for rows in (1000, 4000)]
     split = bench.split_memory(48, 32)
     train = bench.train_throughput("compactcnn", 32, 1, 4)
-    assert split["images"] == 48 and train["img_s"] > 0 and all(e["seconds"] > 0 for e in evaluations)
+    assert split["images"] == 48 and train["img_s"] > 0 and train["start_up_s"] > 0
+    assert all(e["seconds"] > 0 for e in evaluations)
     results = {"crop": crop, "crop_batch_speedup": crop["speedup"], "crop_batch_identical": crop["identical"],
-               "input_pipeline": pipe, "input_pipeline_ratio": pipe["ratio"],
+               "input_pipeline": pipe, "input_pipeline_ratio": pipe["ratio"], "input_feed_images_per_second": feed,
                "evaluate_peak_mb": {str(e["rows"]): e["peak_mb"] for e in evaluations},
                "evaluate_seconds": {str(e["rows"]): e["seconds"] for e in evaluations},
                "split_peak_mb": {"sample": split["peak_mb"], "10x_sample": split["peak_mb"]}, "split": [split, split],
                "train_images_per_second": {"compactcnn@32": train["img_s"], "resnet50@96": 10.0,
-                                           "mobilenetv2@96": 20.0}}
+                                           "mobilenetv2@96": 20.0},
+               "start_up_seconds": {"compactcnn@32": train["start_up_s"]}}
     bench.print_summary(results)
     table = capsys.readouterr().out
     assert "crop_batch_identical | True" in table and "evaluate at 4,000 rows" in table
-    rows = plan_full_study.plan(results["train_images_per_second"], 1900.0, {"A": 1000, "B": 300})
+    assert "input feed, 32 px batch 8" in table and "(start-up " in table
+
+
+def test_full_study_plan_overlaps_start_up_with_training_and_caps_the_gpu_by_its_input():
+    rates = {"resnet50@96": 10.0, "mobilenetv2@96": 20.0}
+    rows = plan_full_study.plan(rates, 1900.0, {"A": 1000, "B": 300}, start_up={"resnet50@96": 8.0})
     assert [r["model"] for r in rows] == ["mobilenetv2", "resnet50"]
-    assert rows[0]["cpu_hours"] < rows[1]["cpu_hours"] and rows[0]["gpu_minutes"] < rows[1]["gpu_minutes"]
     assert rows[0]["image_steps"] == rows[1]["image_steps"] == 2 * 0.6 * 1300 * 30
+    assert rows[0]["cpu_hours"] < rows[1]["cpu_hours"] and rows[0]["gpu_img_s"] == 2 * rows[1]["gpu_img_s"]
+    # 2 heads x (2 train stages + evaluate + explain) processes; measured start-up plus GPU set-up, else assumed
+    assert rows[1]["start_up_minutes"] == 8 * (8.0 + 10.0) / 60 and not rows[1]["start_up_assumed"]
+    assert rows[0]["start_up_minutes"] == 8 * 25 / 60 and rows[0]["start_up_assumed"]
+    one, three = plan_full_study.schedule(rows, 1), plan_full_study.schedule(rows, 3)
+    assert one["minutes"] == one["gpu_work_minutes"] + one["start_up_minutes"]
+    assert three["minutes"] == max(one["gpu_work_minutes"], one["minutes"] / 3) < one["minutes"]
+    assert three["gpu_busy"] > one["gpu_busy"]
+    fed = plan_full_study.plan(rates, 1900.0, {"A": 1000, "B": 300}, feed_img_s=1000.0)
+    starved = plan_full_study.schedule(fed, 1)  # one process feeds 1,000 img/s to a GPU of 3,800 and 1,900
+    assert starved["gpu_work_minutes"] == pytest.approx((rows[0]["gpu_steps"] + rows[1]["gpu_steps"]) / 1000 / 60)
+    assert starved["gpu_busy"] < one["gpu_busy"]  # waiting for input is not GPU work
+    fed_by_four = plan_full_study.schedule(fed, 4)  # 4 x 1,000 img/s: more than the GPU takes
+    assert fed_by_four["gpu_work_minutes"] == pytest.approx(one["gpu_work_minutes"])
+    # a GPU check of one backbone gives its own rate and start-up, and rescales the unchecked ones
+    check = {"model": "resnet50", "images_per_second": 3800.0, "start_up_seconds": 30.0}
+    checked = plan_full_study.plan(rates, 1900.0, {"A": 1000, "B": 300}, gpu_checks=[check])
+    assert [r["gpu_img_s"] for r in checked] == [7600.0, 3800.0] and checked[1]["gpu_measured"]
+    assert checked[1]["start_up_minutes"] == 8 * 30.0 / 60 and not checked[0]["gpu_measured"]
+
+
+def test_gpu_check_dry_runs_on_the_cpu():
+    result = gpu_check.check("compactcnn", 32, None, 2)
+    assert result["device"] == "CPU" and not result["mixed_precision"] and result["batch"] == 8  # the registry's
+    assert result["images_per_second"] > 0 and result["compute_images_per_second"] > 0
+    assert 0 <= result["input_wait"] < 1 and result["start_up_seconds"] > 0
+    assert result["fed_window"][0] < result["fed_window"][1]
