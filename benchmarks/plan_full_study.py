@@ -72,12 +72,14 @@ def plan(rates: dict[str, float], gpu_resnet50: float, sizes: dict[str, int], st
         if cpu is None:
             continue
         cpu_start_up = measured(start_up, model, False)
-        if model in checked:
+        if model in checked:  # fed by the pipeline; and on a batch already on the device (the GPU's own rate)
             gpu, per_process = checked[model]["images_per_second"], checked[model]["start_up_seconds"]
+            computing = checked[model].get("compute_images_per_second", gpu)
         else:
-            gpu = gpu_resnet50 * cpu / reference
+            gpu = computing = gpu_resnet50 * cpu / reference
             per_process = FALLBACK_START_UP_S if cpu_start_up is None else cpu_start_up + gpu_init_s
-        rows.append({"model": model, "image_steps": HEADS * train, "gpu_img_s": gpu, "gpu_measured": model in checked,
+        rows.append({"model": model, "image_steps": HEADS * train, "gpu_img_s": gpu, "gpu_compute_img_s": computing,
+                     "gpu_measured": model in checked,
                      "cpu_hours": (steps / cpu + processes * (cpu_start_up or FALLBACK_START_UP_S)) / 3600,
                      "gpu_steps": steps, "feed_img_s": feed_img_s, "start_up_minutes": processes * per_process / 60,
                      "start_up_assumed": model not in checked and cpu_start_up is None})
@@ -90,7 +92,7 @@ def schedule(rows: list[dict], workers: int) -> dict:
         return r["gpu_img_s"] if r["feed_img_s"] is None else min(r["gpu_img_s"], workers * r["feed_img_s"])
 
     work = sum(r["gpu_steps"] / rate(r) for r in rows) / 60  # the GPU computing or waiting for input
-    computing = sum(r["gpu_steps"] / r["gpu_img_s"] for r in rows) / 60
+    computing = sum(r["gpu_steps"] / max(r["gpu_compute_img_s"], r["gpu_img_s"]) for r in rows) / 60
     start_up = sum(r["start_up_minutes"] for r in rows)
     wall = max(work, (work + start_up) / workers)
     return {"workers": workers, "gpu_work_minutes": work, "start_up_minutes": start_up, "minutes": wall,
