@@ -29,8 +29,6 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
-
 
 def check(model_name: str, size: int, batch: int | None, steps: int, fine_tune_layers: int | None = None) -> dict:
     """Train ``model_name`` for ``steps`` steps fed by the pipeline and again on one batch on the device
@@ -40,6 +38,7 @@ def check(model_name: str, size: int, batch: int | None, steps: int, fine_tune_l
     import_tensorflow()
     import keras
     import tensorflow as tf
+    from run import memmapped_split  # the benchmark suite's, beside this script
 
     from fer_age.data import make_dataset, with_device_input
     from fer_age.models import build_model, preprocessing_fn
@@ -52,11 +51,7 @@ def check(model_name: str, size: int, batch: int | None, steps: int, fine_tune_l
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    n, rng = batch * min(steps, 50), np.random.default_rng(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "X.npy"
-        np.save(path, rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8))
-        images, labels = np.load(path, mmap_mode="r"), rng.integers(0, 4, n)
+    with memmapped_split(batch * min(steps, 50), size) as (images, labels):
         classifier = build_model(model_name, "m2", size, ["A", "B", "C", "D"], "none", fine_tune_layers)
         model = with_device_input(classifier, preprocessing_fn(model_name, "backbone"), seed=0, augment=True)
         model.compile(keras.optimizers.Adam(1e-4), "categorical_crossentropy")

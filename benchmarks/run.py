@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,17 @@ def in_fresh_process(function: str, *args) -> dict:
     if result.returncode != 0:
         raise RuntimeError(f"{function}{args} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@contextmanager
+def memmapped_split(n: int, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``n`` random uint8 images saved as .npy and read memory-mapped, as the train stage reads a split, with
+    random labels of 4 classes (the same for the same ``n`` and ``size``)."""
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "X.npy"
+        np.save(path, rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8))
+        yield np.load(path, mmap_mode="r"), rng.integers(0, 4, n)
 
 
 # --- crop: batched MTCNN against the per-image loop --------------------------------------------------------
@@ -119,11 +132,7 @@ def input_pipeline(n: int, size: int, epochs: int) -> dict:
     from fer_age.models import build_model, preprocessing_fn
 
     labels_ = ["Angry", "Fear", "Happy", "Sad"]
-    rng = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "X.npy"
-        np.save(path, rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8))
-        images, labels = np.load(path, mmap_mode="r"), rng.integers(0, 4, n)
+    with memmapped_split(n, size) as (images, labels):
         rates = {}
         for kind in ("tf.data", "in-memory"):
             keras.utils.set_random_seed(0)
@@ -149,11 +158,7 @@ def input_feed(n: int, size: int, batch: int) -> dict:
     gathered from a memory-mapped .npy): the most one training process can feed an accelerator."""
     from fer_age.data import make_dataset
 
-    rng = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "X.npy"
-        np.save(path, rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8))
-        images, labels = np.load(path, mmap_mode="r"), rng.integers(0, 4, n)
+    with memmapped_split(n, size) as (images, labels):
         dataset = make_dataset(images, labels, batch, None, 4, training=True, class_weights=np.ones(4))
         for _ in dataset.take(2):  # warm-up: tracing
             pass
