@@ -135,9 +135,10 @@ def weight_interpolation_case(start_sign: float):
     import keras
     import tensorflow as tf
 
+    from fer_age.fitting import argmax_macro_f1
+
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax", use_bias=False)])
-    model.compile(loss="categorical_crossentropy",
-                  metrics=["accuracy", keras.metrics.F1Score(average="macro", name="macro_f1")])
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy", argmax_macro_f1(2)])
     x = np.array([[1, 0], [0, 1]] * 4, dtype="float32")
     valid = tf.data.Dataset.from_tensor_slices((x, x)).batch(4)
     start = [start_sign * 5 * np.eye(2, dtype="float32")]
@@ -151,13 +152,72 @@ def test_weight_interpolation_keeps_the_fitted_model_unless_a_blend_scores_highe
 
     # a fitted model that forgot everything: a blend close to the start wins (0.5 is all zeros: a tie at chance)
     model, start, valid, fitted = weight_interpolation_case(start_sign=1.0)
-    alpha, metrics, tried = choose_interpolation(model, start, valid, "val_macro_f1", (0.25, 0.5, 0.75), fitted)
+    alpha, metrics, tried = choose_interpolation(model, start, valid, "val_macro_f1", (0.25, 0.5, 0.75), fitted, 2)
     assert alpha == 0.25 and metrics["val_accuracy"] == 1.0 and tried[1.0] < tried[0.25]
     np.testing.assert_allclose(model.get_weights()[0], 2.5 * np.eye(2))
     # a fitted model better than its start: kept as is
     model, start, valid, fitted = weight_interpolation_case(start_sign=-1.0)
-    alpha, metrics, _ = choose_interpolation(model, start, valid, "val_macro_f1", (0.25, 0.5, 0.75), fitted)
+    alpha, metrics, _ = choose_interpolation(model, start, valid, "val_macro_f1", (0.25, 0.5, 0.75), fitted, 2)
     assert alpha == 1.0 and metrics == fitted
     np.testing.assert_allclose(model.get_weights()[0], 5 * np.eye(2))
     # no alphas: nothing tried, nothing changed
-    assert choose_interpolation(model, start, valid, "val_macro_f1", (), fitted)[::2] == (1.0, {})
+    assert choose_interpolation(model, start, valid, "val_macro_f1", (), fitted, 2)[::2] == (1.0, {})
+
+
+def test_validation_macro_f1_is_sklearns_on_argmax_labels_and_gives_a_constant_model_no_credit():
+    import keras
+    from sklearn.metrics import f1_score
+
+    from fer_age.fitting import argmax_macro_f1
+
+    rng = np.random.default_rng(0)
+    y_true = np.repeat(np.arange(4), 5)
+    one_hot = keras.ops.one_hot(y_true, 4)
+    constant = np.full((20, 4), 0.25, dtype="float32")
+    metric = argmax_macro_f1(4)
+    metric.update_state(one_hot, constant)
+    # Keras' own F1Score credits every tied class: 0.40 for this constant model
+    assert float(metric.result()) == pytest.approx(0.10, abs=1e-6)
+    probabilities = rng.dirichlet(np.ones(4), size=20).astype("float32")
+    metric = argmax_macro_f1(4)
+    for half in (slice(0, 10), slice(10, 20)):  # batches accumulate as over an epoch
+        metric.update_state(one_hot[half], probabilities[half])
+    expected = f1_score(y_true, probabilities.argmax(axis=1), labels=range(4), average="macro", zero_division=0)
+    assert float(metric.result()) == pytest.approx(expected, abs=1e-6)
+
+
+def test_selection_never_keeps_a_degenerate_model_over_one_that_learned():
+    from fer_age.fitting import is_better, selection_key
+
+    # the untrained epoch: a constant model with the majority class's accuracy and chance macro-F1
+    constant = {"val_accuracy": 0.70, "val_macro_f1": 0.21}
+    learned = {"val_accuracy": 0.55, "val_macro_f1": 0.48}
+    for monitor in ("val_accuracy", "val_macro_f1"):
+        assert is_better(learned, constant, monitor, n_classes=4)
+        assert not is_better(constant, learned, monitor, n_classes=4)
+    assert selection_key(constant, "val_accuracy", 4) == (False, 0.70)
+    # among models on the same footing the monitored score decides, beyond a 5e-5 tolerance
+    better = {"val_accuracy": 0.60, "val_macro_f1": 0.47}
+    assert is_better(better, learned, "val_accuracy", 4) and not is_better(better, learned, "val_macro_f1", 4)
+    assert not is_better({**learned, "val_macro_f1": 0.48004}, learned, "val_macro_f1", 4)
+
+
+def test_interpolation_keeps_no_degenerate_blend_even_when_it_scores_higher_on_the_monitor():
+    # validation of 7 class-0 and 2 class-1 images; the all-zero blend (alpha 0.5) predicts class 0 everywhere:
+    # accuracy 7/9, above the fitted model's 6/9, but degenerate (macro-F1 0.44, chance 0.5)
+    import keras
+    import tensorflow as tf
+
+    from fer_age.fitting import argmax_macro_f1, choose_interpolation
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax", use_bias=False)])
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy", argmax_macro_f1(2)])
+    x = np.array([[1, 0]] * 4 + [[0, 1]] * 5, dtype="float32")
+    y = np.array([[1, 0]] * 7 + [[0, 1]] * 2, dtype="float32")
+    valid = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    start = [-5 * np.eye(2, dtype="float32")]
+    model.set_weights([5 * np.eye(2, dtype="float32")])
+    fitted = {f"val_{k}": v for k, v in model.evaluate(valid, verbose=0, return_dict=True).items()}
+    alpha, metrics, tried = choose_interpolation(model, start, valid, "val_accuracy", (0.5,), fitted, 2)
+    assert tried[0.5] > tried[1.0]  # the degenerate blend scores higher on the monitor...
+    assert alpha == 1.0 and metrics == fitted  # ...and is not kept

@@ -62,3 +62,26 @@ def test_every_registry_model_declares_a_target_layer_and_a_model_without_fails_
     assert all(target_layer(name, spec) for name, spec in MODELS.items())
     with pytest.raises(FerAgeError, match="'newnet'"):
         target_layer("newnet", ModelSpec("NewNet", None, None, None))
+
+
+def test_explain_section_draws_no_conclusion_for_a_degenerate_model():
+    from fer_age.explain import section
+    from fer_age.saliency import share_table
+
+    rng = np.random.default_rng(2)
+    rows = []
+    for name, own, degenerate in (("LEARNED", "adult", ""), ("CONSTANT", "adult", "predicts only 'Angry'")):
+        for group, share in (("adult", 0.8), ("older", 0.2)):
+            rows += [{"model_name": name, "train_age_group": own, "test_age_group": group, "emotion": "Happy",
+                      "degenerate": degenerate, "upper_share": share + rng.uniform(-0.05, 0.05), "correct": True}
+                     for _ in range(12)]
+    import pandas as pd
+
+    cells = pd.DataFrame(rows)
+    table = share_table(cells, 200, 0.95, 0)
+    assert set(table.loc[table["model_name"] == "CONSTANT", "degenerate"]) == {"predicts only 'Angry'"}
+    text = section(cells, table, ["adult", "older"], 200, 0.95, 0)
+    learned, constant = text.split("- **LEARNED**")[1].split("- **CONSTANT**")
+    assert "more on the lower face" in learned and "degenerate" not in learned
+    assert "**degenerate** (predicts only 'Angry')" in constant
+    assert "more on" not in constant and "against adult" not in constant

@@ -41,7 +41,8 @@ def explain_model(predictor: Predictor, images: np.ndarray, chosen: pd.DataFrame
     x = np.asarray(preprocessing_fn(info.model, info.preprocessing)(images.astype(np.float32)))
     predicted = model.predict(x, verbose=0).argmax(axis=1)
     maps = gradcam(model, layer, x, predicted)
-    cells = chosen.assign(model_name=info.name, train_age_group=info.age_group, predicted=predicted,
+    cells = chosen.assign(model_name=info.name, train_age_group=info.age_group, degenerate=info.degenerate,
+                          predicted=predicted,
                           correct=predicted == chosen["label"].to_numpy(), upper_share=upper_face_share(maps),
                           emotion=[labels[i] for i in chosen["label"]])
     return cells, maps
@@ -50,7 +51,8 @@ def explain_model(predictor: Predictor, images: np.ndarray, chosen: pd.DataFrame
 def section(cells: pd.DataFrame, table: pd.DataFrame, age_groups: list[str], samples: int, level: float,
             seed: int) -> str:
     """The report section: per model, the upper-face share per test age group and its difference from the share
-    on the model's own group, each with a bootstrap CI over images."""
+    on the model's own group, each with a bootstrap CI over images. A model flagged degenerate at training gets
+    its shares but no verdict: where a model that learned nothing looks says nothing about age groups."""
     overall = table[table["emotion"] == "all"]
     lines = ["# Where the models look", "",
              f"Share of Grad-CAM saliency on the upper face (eyes, brows: the crop's upper half) with {level:.0%} "
@@ -59,14 +61,17 @@ def section(cells: pd.DataFrame, table: pd.DataFrame, age_groups: list[str], sam
     for name, part in overall.groupby("model_name", sort=False):
         by_group = part.set_index("test_age_group")
         own_group = part["train_age_group"].iat[0]
-        shares = cells[cells["model_name"] == name].groupby("test_age_group")["upper_share"]
-        lines.append(f"- **{name}** (trained on {own_group}):")
+        model_cells = cells[cells["model_name"] == name]
+        shares = model_cells.groupby("test_age_group")["upper_share"]
+        degenerate = model_cells["degenerate"].iat[0]
+        flag = f" **degenerate** ({degenerate}): shares only, no verdict" if degenerate else ""
+        lines.append(f"- **{name}** (trained on {own_group}){flag}:")
         for group in [g for g in age_groups if g in by_group.index]:
             r = by_group.loc[group]
             text = f"{r.upper_share:.2f} [{r.upper_share_ci_low:.2f}, {r.upper_share_ci_high:.2f}]"
             if group == own_group:
                 text += " (own group)"
-            elif own_group in by_group.index:
+            elif own_group in by_group.index and not degenerate:
                 diff, low, high = bootstrap_difference(shares.get_group(group).to_numpy(),
                                                        shares.get_group(own_group).to_numpy(), samples, level, seed)
                 verdict = ("not clearly different" if low <= 0 <= high else
@@ -82,6 +87,8 @@ def log_figures(predictor: Predictor, figures: list[Path], experiment_id: str) -
 
     from fer_age.tracking import file_digest, find_training_run, tracking_uri
 
+    if predictor.path is None:  # the baseline: no training run
+        return
     run = find_training_run(experiment_id, predictor.info.name, file_digest(predictor.path))
     if run is not None:
         for figure in figures:
@@ -98,7 +105,7 @@ def main(config: Config, args: argparse.Namespace) -> None:
     for predictor in predictors:  # an undeclared target layer fails before any work
         target_layer(predictor.info.model, model_spec(predictor.info.model))
     tests = load_test_splits(datasets, SPLITS)
-    experiment_id = connect(config.train.experiment)  # an unreachable store fails before the work
+    experiment_id = connect(config.tracking.experiment)  # an unreachable store fails before the work
     chosen = select_images(tests, config.explain.images_per_cell, config.seed)
     images = np.stack([tests[d].images[i] for d, i in zip(chosen["test_dataset"], chosen["index"])])
     out = fresh_dir(RESULTS, EXPLAIN.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,9 @@ from fer_age.layout import (
     read_manifest,
 )
 from fer_age.registry import model_filename, model_spec, preprocessing_mode, serving_preprocessing
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ class Hyperparameters:
 class FitResult:
     """A fitted model with the epoch kept and its validation metrics."""
 
-    model: object  # the classifier, without the on-device input it was fitted behind
+    model: keras.Model  # the classifier, without the on-device input it was fitted behind
     best_epoch: int  # 0 = the model before any training step
     best_metrics: dict[str, float]
     alpha: float  # fraction of the fitted weights kept, against the starting ones (1 = the fitted model)
@@ -82,9 +86,46 @@ def degenerate_reason(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str])
     if len(np.unique(y_pred)) == 1:
         return f"predicts only '{labels[int(y_pred[0])]}' on the validation split"
     macro_f1 = f1_score(y_true, y_pred, labels=range(len(labels)), average="macro", zero_division=0)
-    if macro_f1 <= 1 / len(labels):
+    if is_degenerate_score(macro_f1, len(labels)):
         return f"validation macro-F1 {macro_f1:.2f} is no better than chance ({1 / len(labels):.2f})"
     return ""
+
+
+def is_degenerate_score(macro_f1: float, n_classes: int) -> bool:
+    """Whether a validation macro-F1 is no better than chance (``1 / n_classes``), as a constant model scores."""
+    return macro_f1 <= 1 / n_classes
+
+
+def selection_key(metrics: dict[str, float], monitor: str, n_classes: int) -> tuple[bool, float]:
+    """What model selection maximises: a non-degenerate model first, then the monitored score.
+
+    A degenerate epoch (validation macro-F1 at or below chance) is never kept over a non-degenerate one,
+    whatever ``monitor`` says.
+    """
+    return not is_degenerate_score(metrics["val_macro_f1"], n_classes), metrics[monitor]
+
+
+def is_better(candidate: dict[str, float], best: dict[str, float], monitor: str, n_classes: int) -> bool:
+    """Whether ``candidate`` beats ``best`` by :func:`selection_key` (by more than 5e-5 on the same footing)."""
+    (ok, score), (best_ok, best_score) = (selection_key(m, monitor, n_classes) for m in (candidate, best))
+    return ok > best_ok or (ok == best_ok and score > best_score + 5e-5)
+
+
+def argmax_macro_f1(n_classes: int):
+    """Validation macro-F1 exactly as sklearn computes it on arg-max labels.
+
+    Keras' ``F1Score`` marks every tied class as predicted, so a model that outputs the same probability
+    for every class gets credit for all of them (0.40 with four classes, where sklearn says 0.10).
+    Arg-max first (ties go to the first class, as in ``numpy.argmax``), then Keras' counting.
+    """
+    import keras
+
+    class ArgmaxMacroF1(keras.metrics.F1Score):
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            labels = keras.ops.argmax(y_pred, axis=-1)
+            super().update_state(y_true, keras.ops.one_hot(labels, n_classes, dtype=self.dtype), sample_weight)
+
+    return ArgmaxMacroF1(average="macro", name="macro_f1")
 
 
 def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -101,14 +142,14 @@ def age_group_label(manifests: list[pd.DataFrame], age_groups: list[str]) -> str
     return "+".join(g for g in age_groups if g in present)
 
 
-def _callbacks(config: Config, monitor: str, records: list[dict], initial: dict[str, float]):
+def _callbacks(config: Config, monitor: str, records: list[dict], initial: dict[str, float], n_classes: int):
     import keras
     import mlflow
 
     t = config.train
 
     class BestEpoch(keras.callbacks.Callback):
-        """Keeps the weights of the best validation score, the untrained model (epoch 0) included."""
+        """Keeps the weights of the best epoch by :func:`selection_key`, the untrained model (epoch 0) included."""
 
         def on_train_begin(self, logs=None):
             self.best_epoch, self.best = 0, {f"val_{k}": v for k, v in initial.items()}
@@ -119,7 +160,7 @@ def _callbacks(config: Config, monitor: str, records: list[dict], initial: dict[
             row["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             mlflow.log_metrics(row, step=epoch + 1)
             records.append({"epoch": epoch + 1, **row})
-            if row[monitor] > self.best[monitor] + 5e-5:
+            if is_better(row, self.best, monitor, n_classes):
                 self.best_epoch, self.best = epoch + 1, {k: v for k, v in row.items() if k.startswith("val_")}
                 self.best_weights = self.model.get_weights()
 
@@ -141,11 +182,13 @@ def interpolate(start: list[np.ndarray], fitted: list[np.ndarray], alpha: float)
 
 
 def choose_interpolation(model, start: list[np.ndarray], valid_ds, monitor: str, alphas: tuple[float, ...],
-                         fitted_metrics: dict[str, float]) -> tuple[float, dict[str, float], dict[float, float]]:
+                         fitted_metrics: dict[str, float], n_classes: int
+                         ) -> tuple[float, dict[str, float], dict[float, float]]:
     """Weight-space ensembling of the starting and the fitted classifier (WiSE-FT, Wortsman et al. 2022).
 
-    Each ``alpha`` is scored on validation; the model keeps the best one, the fitted model (alpha 1) unless
-    another scores higher on ``monitor``. Returns the alpha kept, its validation metrics and every alpha's score.
+    Each ``alpha`` is scored on validation; the model keeps the best one by :func:`selection_key`, the fitted
+    model (alpha 1) unless another scores higher. Returns the alpha kept, its validation metrics and every
+    alpha's score.
     """
     if not alphas:
         return 1.0, fitted_metrics, {}
@@ -155,7 +198,7 @@ def choose_interpolation(model, start: list[np.ndarray], valid_ds, monitor: str,
         model.set_weights(interpolate(start, fitted, alpha))
         scores = {f"val_{k}": float(v) for k, v in model.evaluate(valid_ds, verbose=0, return_dict=True).items()}
         tried[alpha] = scores[monitor]
-        if scores[monitor] > best[monitor] + 5e-5:
+        if is_better(scores, best, monitor, n_classes):
             best_alpha, best = alpha, scores
     model.set_weights(interpolate(start, fitted, best_alpha))
     return best_alpha, best, tried
@@ -190,16 +233,16 @@ def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResul
                                   hp.rotation, hp.zoom)
         model.compile(optimizer=keras.optimizers.Adam(hp.learning_rate, beta_1=0.9, beta_2=0.999),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
-                      metrics=["accuracy", keras.metrics.F1Score(average="macro", name="macro_f1")])
+                      metrics=["accuracy", argmax_macro_f1(n_classes)])
     initial = {k: float(v) for k, v in model.evaluate(valid_ds, verbose=0, return_dict=True).items()}
     mlflow.log_metrics({f"val_{k}": v for k, v in initial.items()}, step=0)
     records: list[dict] = []
-    callbacks = _callbacks(config, hp.monitor, records, initial)
+    callbacks = _callbacks(config, hp.monitor, records, initial, n_classes)
     start = model.get_weights() if hp.interpolation else []  # a copy of the weights only where it is used
     model.fit(train_ds, validation_data=valid_ds, epochs=hp.epochs, callbacks=callbacks, verbose=2, shuffle=False)
     best = callbacks[0]
     alpha, best_metrics, tried = choose_interpolation(model, start, valid_ds, hp.monitor,
-                                                      hp.interpolation, best.best)
+                                                      hp.interpolation, best.best, n_classes)
     for tried_alpha, score in tried.items():
         mlflow.log_metric(f"interpolated_{hp.monitor}", score, step=round(tried_alpha * 100))
     y_pred = model.predict(valid_ds, verbose=0).argmax(axis=1)
@@ -226,7 +269,7 @@ def train_and_track(config: Config, name: str, split_dirs: list[Path], models_ba
         load_splits(split_dirs, split)
     age_group = name if len(split_dirs) > 1 else age_group_label(manifests, config.age_groups)
     datasets = [d.name for d in split_dirs]
-    experiment_id = connect(config.train.experiment)
+    experiment_id = connect(config.tracking.experiment)
     tags = run_tags(stage=stage, name=name, dataset=",".join(datasets), age_group=age_group, model=hp.model,
                     head=hp.head)
     with tracked_run(experiment_id, f"{name} · {spec.display_name} {hp.head}", tags):

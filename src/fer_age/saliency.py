@@ -78,7 +78,8 @@ def share_table(cells: pd.DataFrame, samples: int, level: float, seed: int) -> p
                ["model_name", "train_age_group", "test_age_group"]):
         for keys, group in cells.groupby(by, sort=False):
             mean, low, high = bootstrap_mean(group["upper_share"].to_numpy(), samples, level, seed)
-            rows.append({**dict(zip(by, keys)), "emotion": keys[3] if len(keys) > 3 else "all", "n": len(group),
+            rows.append({**dict(zip(by, keys)), "emotion": keys[3] if len(keys) > 3 else "all",
+                         "degenerate": group["degenerate"].iat[0] if "degenerate" in group else "", "n": len(group),
                          "upper_share": mean, "upper_share_ci_low": low, "upper_share_ci_high": high,
                          "lower_share": 1 - mean, "correct": float(group["correct"].mean())})
     return pd.DataFrame(rows)
