@@ -3,6 +3,7 @@ demo ``dvc repro`` shared by every test that only reads its outputs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import yaml
 from fer_age.config import STUDY_LABELS
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))  # stage_deps: the import graph behind dvc.yaml's deps
 LABELS = list(STUDY_LABELS)
 PROJECT_FILES = ("dvc.yaml", "src", ".dvc/config", ".dvc/.gitignore", ".dvc/plots", ".dvcignore", ".gitignore")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -37,9 +39,11 @@ def tiny_params(**overrides) -> dict:
     return params
 
 
-def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True,
+        timeout: float | None = None) -> subprocess.CompletedProcess:
     """Run a real command, echoing its output when it fails."""
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})},
+                            timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -66,7 +70,13 @@ def make_project(root: Path, params: dict | None = None) -> Path:
 
 
 def write_params(root: Path, params: dict) -> None:
+    """Write ``params`` and, when they are valid, dvc.yaml's pipeline vars (as ``fer-age pipeline`` does)."""
+    from fer_age.config import ConfigError, config_from_dict
+    from fer_age.dvc_vars import write_pipeline_vars
+
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with contextlib.suppress(ConfigError):  # invalid params: the stages refuse them, whatever dvc.yaml lists
+        write_pipeline_vars(config_from_dict(params), root / "dvc.yaml")
 
 
 def commit(root: Path, message: str) -> None:
@@ -95,7 +105,7 @@ def study_params() -> dict:
     params = tiny_params()
     params["datasets"] = {"SAMPLE-CHILD": params["datasets"]["SAMPLE-CHILD"], **layout_params()}
     params["sample"]["datasets"] = {"SAMPLE-CHILD": "child"}
-    params["train"]["pool"] = "all"
+    params["pool"]["models"] = "all"
     params["evaluate"]["baselines"] = ["fer2013"]
     return params
 
@@ -110,7 +120,8 @@ def study(tmp_path_factory) -> Path:
     write_all(root / "data" / "raw")
     run(["dvc", "add", "data/raw/CKP", "data/raw/FACES", "data/raw/KIDS"], root)
     commit(root, "raw data")
-    result = run(["dvc", "repro"], root)
+    # every stage appends the params keys it read to params_read.jsonl (test_architecture checks them)
+    result = run(["dvc", "repro"], root, env={"FER_AGE_RECORD_PARAMS": str(root / "params_read.jsonl")})
     (root / "repro.log").write_text(result.stdout + result.stderr)
     commit(root, "repro")
     return root

@@ -62,11 +62,16 @@ def _dataset(**entry) -> dict:
     (_with("split", test_size=1.5), "'split.test_size'"),
     (_with("sample", subjects=3), "'sample.subjects'"),
     (_with("train", weights="fer2013"), "'train.weights'"),
-    (_with("train", pool="some"), "'train.pool'"),
+    (_with("pool", models="some"), "'pool.models'"),
     (_with("train", interpolation=[0.5, 1.5]), "'train.interpolation[1]' is 1.5"),
     (_with("train", interpolation=0.5), "'train.interpolation' must be a list"),
     (_with("crop", max_pixels=10), "'crop.max_pixels'"),
     (_with("crop", min_face=0), "'crop.min_face'"),
+    (tiny_params(seed=-1), "'seed'"),
+    (tiny_params(seed=2**70), "'seed'"),
+    (_with("split", test_size=0.9, valid_size=0.9), "'split.test_size' 0.9 and 'split.valid_size' 0.9"),
+    (_with("train", weights="/nonexistent/w.h5"), "'train.weights'"),
+    (_with("crop", haar_cascade="/nonexistent/cascade.xml"), "'crop.haar_cascade'"),
 ])
 def test_bad_params_fail_naming_the_key(params, key):
     assert key in _error(params)
@@ -121,3 +126,58 @@ def test_cli_rejects_invalid_params_before_any_work(tmp_path, monkeypatch, capsy
     assert main(["--params", str(path), "sample", "SAMPLE-CHILD"]) == 1
     assert not (tmp_path / "data").exists()
     assert "'head'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def recording():
+    from fer_age.config import record_reads, stop_recording
+
+    yield record_reads()
+    stop_recording()
+
+
+def test_reads_are_recorded_as_the_params_keys_dvc_declares(recording):
+    from fer_age.config import config_from_dict
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    del params["pool"]
+    config = config_from_dict(params)
+    reads = recording
+    reads.clear()  # validation reads every key
+    assert config.train.epochs is None and config.crop.grayscale  # leaves, under their section's key
+    assert config.dataset("SAMPLE-CHILD").subject_pattern  # one dataset's entry
+    assert "SAMPLE-ADULT" in config.sample.datasets
+    assert reads == {"train.epochs", "crop.grayscale", "datasets.SAMPLE-CHILD.subject_pattern",
+                     "sample.datasets.SAMPLE-ADULT"}
+    list(config.datasets)  # listing the datasets reads the whole mapping
+    assert config.pool.models and config.tracking.experiment  # sections left at their defaults know their key
+    assert {"datasets", "pool.models", "tracking.experiment"} <= reads
+
+
+def test_moved_keys_name_their_new_place():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["train"]["pool"] = "all"
+    with pytest.raises(ConfigError, match=r"'train.pool' is now 'pool.models'"):
+        config_from_dict(params)
+
+
+def test_a_key_written_twice_fails_naming_it(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text() + "\nseed: 7\n")
+    with pytest.raises(ConfigError, match=r"'seed' is given twice .*lines \d+ and \d+"):
+        load_config(path)
+
+
+def test_a_haar_cascade_that_is_not_one_fails_before_any_work(tmp_path):
+    not_a_cascade = tmp_path / "cascade.xml"
+    not_a_cascade.write_text("<opencv_storage></opencv_storage>")
+    with pytest.raises(ConfigError, match=r"'crop.haar_cascade' .* is not an OpenCV cascade"):
+        config_from_dict(_with("crop", haar_cascade=str(not_a_cascade)))
+
+
+def test_an_error_never_echoes_the_content_of_the_file_it_was_given(tmp_path):
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$secret-hash:19000:0:99999:7:::\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(secret)
+    assert "secret-hash" not in str(err.value) and "shadow" in str(err.value)

@@ -1,6 +1,7 @@
 """Crop stage: every raw entry gets one report row, every usable row one file, whatever the input."""
 
 import filecmp
+import itertools
 import os
 from dataclasses import dataclass
 
@@ -18,9 +19,12 @@ from fer_age.faces import Face, HaarDetector, MtcnnDetector, NoDetector, choose_
 from fer_age.layout import USABLE, Status
 from fer_age.sample import generate_dataset
 
+_SEEDS = itertools.count()
+
 
 def _noise(size=(60, 40)) -> Image.Image:
-    rng = np.random.default_rng(0)
+    """Random pixels, different at each call (byte-identical images are duplicates)."""
+    rng = np.random.default_rng(next(_SEEDS))
     return Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
 
 
@@ -77,9 +81,11 @@ def test_every_entry_gets_one_row_and_every_usable_row_one_file(bad_dataset, tmp
     assert status["at_the_root.png"] == Status.UNLABELLED
     assert status["dangling.png"] == Status.BROKEN_LINK and status["loop"] == Status.BROKEN_LINK
     assert status["tiny.png"] == Status.TOO_SMALL
-    for name in ("plain.png", "good.jpg", "cmyk.jpg", "deep16.png", "deep16.tif", "transparent.png", "gray.bmp",
-                 "rotated.jpg", "huge.jpg", "dup.jpg", "dup.JPG", "dup.Jpg", "dup.png", "link_to_gray.bmp"):
+    for name in ("plain.png", "good.jpg", "cmyk.jpg", "deep16.png", "deep16.tif", "transparent.png",
+                 "rotated.jpg", "huge.jpg", "dup.jpg", "dup.JPG", "dup.Jpg", "dup.png"):
         assert status[name] == Status.CROPPED, name
+    # a link from the Anger folder to a Sad image: one image with two labels, so neither is used
+    assert status["link_to_gray.bmp"] == status["gray.bmp"] == Status.CONFLICTING_LABELS
     entries = sum(len(files) + sum(os.path.islink(os.path.join(d, x)) for x in dirs)
                   for d, dirs, files in os.walk(bad_dataset))
     assert len(report) == entries == report["source"].nunique()  # one row per entry, nothing dropped
@@ -183,3 +189,41 @@ def test_results_do_not_depend_on_the_batch_size(tmp_path):
     pd.testing.assert_frame_equal(reports[0], reports[1])
     files = [str(p.relative_to(tmp_path / "b1")) for p in (tmp_path / "b1").rglob("*.png")]
     assert files and not filecmp.cmpfiles(tmp_path / "b1", tmp_path / "b5", files, shallow=False)[1]
+
+
+def test_formats_pillow_reads_are_read_and_others_say_what_they_need(tmp_path):
+    folder = tmp_path / "FMT" / "FMT_Happy"
+    folder.mkdir(parents=True)
+    _noise().save(folder / "a.gif")
+    _noise().save(folder / "b.webp")
+    (folder / "c.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    Image.fromarray(np.linspace(0, 1, 60 * 40, dtype=np.float32).reshape(40, 60), "F").save(folder / "d.tif")
+    items = {i.source.split("/")[-1]: i for i in discover(tmp_path / "FMT", "FMT",
+                                                          DatasetConfig(raw="FMT", age_group="adult"), LABELS)}
+    assert items["a.gif"].status == items["b.webp"].status == items["d.tif"].status == ""
+    assert items["c.heic"].status == Status.NOT_AN_IMAGE and "pillow-heif" in items["c.heic"].message
+    assert load_image(folder / "a.gif").shape == (40, 60, 3)
+    floats = load_image(folder / "d.tif")  # a float TIFF in [0, 1] spans the grey range, not black
+    assert floats.min() == 0 and floats.max() == 255
+
+
+def test_crop_max_pixels_governs_pillows_own_limit(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    _noise((300, 200)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow alone would refuse this image as a bomb
+    assert load_image(path, max_pixels=1_000_000).shape == (200, 300, 3)
+    with pytest.raises(ValueError, match="crop.max_pixels"):
+        load_image(path, max_pixels=50_000)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # restored
+
+
+def test_a_full_disk_is_an_os_error_naming_the_file(tmp_path):
+    import errno
+
+    from fer_age.crop import _save
+
+    target = tmp_path / "crop.png"
+    target.symlink_to("/dev/full")  # every write fails with ENOSPC
+    with pytest.raises(OSError) as err:
+        _save(np.zeros((30, 30, 3), np.uint8), target)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)

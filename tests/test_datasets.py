@@ -1,6 +1,8 @@
 """Raw layouts as the datasets are distributed: every entry gets one item, with labels or a status."""
 
 import os
+import shutil
+import zlib
 
 import pytest
 from conftest import LABELS
@@ -16,8 +18,10 @@ FACES_AGES = {"y": "adult", "m": "adult", "o": "older"}
 
 
 def _image(path, size=(40, 40)):
+    """A plain image whose colour depends on its path: no two files share their bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, (120, 100, 90)).save(path)
+    code = zlib.crc32(str(path).encode())
+    Image.new("RGB", size, (code & 255, code >> 8 & 255, code >> 16 & 255)).save(path)
 
 
 def _by_source(items):
@@ -122,7 +126,7 @@ def test_folders_layout_reports_every_kind_of_entry(tmp_path):
     os.symlink(root, root / "D_Happy" / "loop")
     by = _by_source(discover(root, "D", DatasetConfig(raw="D", age_group="adult"), LABELS))
     assert by["D_Happy/a.jpg"].status == "" and by["Happy/nested/b.png"].status == ""
-    assert by["D_Happy/link.jpg"].status == ""  # a link to a file is read as the file
+    assert by["D_Happy/link.jpg"].status == Status.DUPLICATE  # a link to a file is that file: used once
     assert by["top.jpg"].status == Status.UNLABELLED
     assert by["D_Happy/notes.txt"].status == Status.NOT_AN_IMAGE
     assert by["D_Happy/dangling.jpg"].status == Status.BROKEN_LINK
@@ -139,3 +143,19 @@ def test_labels_without_images_or_aliases_fail_naming_labels(tmp_path):
         check_labels(items, LABELS, "D")
     two = ["Angry", "Happy"]
     check_labels(discover(root, "D", DatasetConfig(raw="D", age_group="adult"), two), two, "D")
+
+
+def test_byte_identical_images_are_used_once_and_never_with_two_labels(tmp_path):
+    root = tmp_path / "DUP"
+    for emotion in ("Angry", "Fear", "Happy", "Sad"):
+        _image(root / f"DUP_{emotion}" / f"DUP_s1_{emotion}.png")
+    shutil.copy(root / "DUP_Happy" / "DUP_s1_Happy.png", root / "DUP_Happy" / "DUP_s2_copy.png")  # same label
+    shutil.copy(root / "DUP_Sad" / "DUP_s1_Sad.png", root / "DUP_Angry" / "DUP_s3_sad_as_angry.png")  # two labels
+    items = _by_source(discover(root, "DUP", DatasetConfig(raw="DUP", age_group="adult",
+                                                           subject_pattern=r"_(s\d+)_"), LABELS))
+    assert items["DUP_Happy/DUP_s1_Happy.png"].status == ""
+    copy = items["DUP_Happy/DUP_s2_copy.png"]
+    assert copy.status == Status.DUPLICATE and copy.message == "same bytes as DUP_Happy/DUP_s1_Happy.png"
+    for source in ("DUP_Sad/DUP_s1_Sad.png", "DUP_Angry/DUP_s3_sad_as_angry.png"):
+        assert items[source].status == Status.CONFLICTING_LABELS, source
+    assert "(Angry)" in items["DUP_Sad/DUP_s1_Sad.png"].message

@@ -42,6 +42,19 @@ def test_study_repro_runs_every_stage_and_is_up_to_date(study):
     assert "Running stage" not in run(["dvc", "repro"], study).stdout
 
 
+def test_every_params_key_a_stage_reads_is_declared_in_its_dvc_yaml_params(study):
+    """What each stage read from params (recorded by the stages themselves during the repro) against what DVC
+    resolved as the stage's params in dvc.lock: an undeclared key would leave stale outputs when it changes."""
+    lock = yaml.safe_load((study / "dvc.lock").read_text())["stages"]
+    records = [json.loads(line) for line in (study / "params_read.jsonl").read_text().splitlines()]
+    assert {"sample@SAMPLE-CHILD", "crop@CKP", "split@FACES", "train@KIDS", "pool", "evaluate", "explain"} <= {
+        r["stage"] for r in records}
+    for record in records:
+        declared = set(lock[record["stage"]]["params"]["params.yaml"])
+        undeclared = [k for k in record["reads"] if not any(k == d or k.startswith(f"{d}.") for d in declared)]
+        assert record["reads"] and not undeclared, f"{record['stage']} reads {undeclared}, undeclared in dvc.yaml"
+
+
 def test_explain_stage_writes_maps_shares_and_a_report_section(study):
     log = (study / "repro.log").read_text()
     assert "Running stage 'explain'" in log
@@ -59,7 +72,14 @@ def test_explain_stage_writes_maps_shares_and_a_report_section(study):
     assert set(table["emotion"]) == {"all", "Angry", "Fear", "Happy", "Sad"}
     section = (folder / "report.md").read_text()
     assert "# Where the models look" in section and "**KIDS** (trained on child)" in section
-    assert "against child: " in section  # the difference from the own group, with its CI
+    # a model that learned gets the difference from its own group with a CI; a degenerate one no verdict
+    blocks = {block.split("**", 1)[0]: block for block in section.split("- **")[1:]}
+    for name, block in blocks.items():
+        folder = study / "models" / ("POOL/" if name.startswith("POOL") else "") / name
+        degenerate = json.loads((folder / "training.json").read_text())["degenerate"]
+        assert ("**degenerate**" in block) == bool(degenerate), name
+        assert ("against " in block) == (not degenerate), name
+    assert set(blocks) == {*DATASETS, "POOL-all"}
     client = _client(study)
     run = _runs(client, "tags.stage = 'train' and tags.name = 'KIDS'")[0]
     assert {a.path for a in client.list_artifacts(run.info.run_id, "explain")} == {

@@ -27,11 +27,22 @@ def _predictor(name, group, degenerate="", baseline=False):
     return Predictor(info, None, baseline)
 
 
+def _split(test, group, true):
+    return SplitImages(test, np.zeros((len(true), 4, 4, 3), np.uint8), np.array(true),
+                       [f"{i}.png" for i in range(len(true))],
+                       np.array(group if isinstance(group, list) else [group] * len(true)),
+                       np.array([f"{test}-{i}" for i in range(len(true))]))
+
+
 def _frame(predictor, test, group, true, predicted):
-    split = SplitImages(test, np.zeros((len(true), 4, 4, 3), np.uint8), np.array(true),
-                      [f"{i}.png" for i in range(len(true))], np.array(group if isinstance(group, list) else
-                                                                       [group] * len(true)))
-    return prediction_frame(predictor, split, LABELS, np.eye(4)[predicted])
+    return prediction_frame(predictor, _split(test, group, true), LABELS, np.eye(4)[predicted])
+
+
+def test_test_images_a_model_saw_in_training_through_another_dataset_are_marked():
+    split = _split("SAMPLE-OLDER", "older", [0, 1, 2])
+    frame = prediction_frame(_predictor("SAMPLE-CHILD", "child"), split, LABELS, np.eye(4)[[0, 1, 2]],
+                             seen={"SAMPLE-OLDER-1", "elsewhere"})
+    assert frame["seen_in_training"].tolist() == [False, True, False]
 
 
 @pytest.fixture

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from pathlib import Path
 
-from fer_age.config import Config
+from fer_age.config import Config, ConfigError
 from fer_age.datasets import check_labels, discover
+from fer_age.dvc_vars import check_pipeline_vars
 from fer_age.layout import RAW
+from fer_age.pipeline import stale_dvcignore
 
 
 def main(config: Config, args: argparse.Namespace) -> None:
@@ -22,3 +25,10 @@ def main(config: Config, args: argparse.Namespace) -> None:
         check_labels(items, config.labels, name)
         statuses = Counter(item.status or "candidate" for item in items)
         print(f"  {name} ({ds.layout}): " + ", ".join(f"{s}={n}" for s, n in sorted(statuses.items())))
+    if Path("dvc.yaml").is_file():  # in a project: what dvc repro will iterate over and hash
+        check_pipeline_vars(config, Path("dvc.yaml"))
+        stale = stale_dvcignore(config, Path(".dvcignore"))
+        if stale:
+            raise ConfigError(f"{len(stale)} raw entries that DVC cannot hash (FIFOs, broken or looping links, "
+                              f"names that are not UTF-8) are not in .dvcignore, e.g. {stale[0]}: `dvc repro` would "
+                              "hang or stop on them; run `fer-age pipeline` to list them there")

@@ -6,12 +6,17 @@ Every stage module has ``main(config, args)``; params are loaded and validated o
 from __future__ import annotations
 
 import argparse
+import atexit
+import errno
 import importlib
+import json
 import os
 import sys
 import traceback
+from pathlib import Path
 
-from fer_age.config import ConfigError, check_name, load_config
+from fer_age.config import ConfigError, check_name, load_config, record_reads
+from fer_age.dvc_vars import check_pipeline_vars
 from fer_age.errors import FerAgeError, redact
 from fer_age.runtime import import_tensorflow, quiet_tensorflow
 
@@ -28,11 +33,14 @@ def parser() -> argparse.ArgumentParser:
     stages = cli.add_subparsers(dest="stage", required=True, metavar="STAGE")
     stages.add_parser("check", help="validate params.yaml (and the raw folders present) and exit").set_defaults(
         module="check")
+    pipeline = stages.add_parser("pipeline", help="write the datasets of params.yaml into dvc.yaml's pipeline vars")
+    pipeline.add_argument("--dvc-yaml", default="dvc.yaml", help="the pipeline file (default: dvc.yaml)")
+    pipeline.set_defaults(module="pipeline")
     for stage, help_text in DATASET_STAGES.items():
         sub = stages.add_parser(stage, help=help_text)
         sub.add_argument("dataset", help="a dataset name listed in params.yaml")
         sub.set_defaults(module=stage)
-    stages.add_parser("pool", help="train the pooled (mixed-age) models of train.pool").set_defaults(module="pool")
+    stages.add_parser("pool", help="train the pooled (mixed-age) models of pool.models").set_defaults(module="pool")
     stages.add_parser("evaluate", help="test every model on every dataset's test split").set_defaults(
         module="evaluate")
     stages.add_parser("explain", help="Grad-CAM maps of every model per test age group and emotion").set_defaults(
@@ -59,6 +67,18 @@ def dataset_name(stage: str, value: str) -> str:
     return check_name(value, "dataset")
 
 
+def record_params_read(path: str, stage: str) -> None:
+    """Append to ``path``, at exit, one JSON line with the params keys this command read after validation
+    (the tests compare them with what dvc.yaml declares for the stage)."""
+    reads = record_reads()
+
+    def write() -> None:
+        with open(path, "a") as out:
+            out.write(json.dumps({"stage": stage, "reads": sorted(reads)}) + "\n")
+
+    atexit.register(write)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     quiet_tensorflow()
@@ -66,12 +86,24 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "dataset"):
             args.dataset = dataset_name(args.stage, args.dataset)
         config = load_config(args.params)  # invalid params fail here, before any work
+        if os.environ.get("DVC_STAGE"):  # run by DVC: the paths it used must be those params.yaml names
+            check_pipeline_vars(config, Path("dvc.yaml"))
+        if os.environ.get("FER_AGE_RECORD_PARAMS"):
+            record_params_read(os.environ["FER_AGE_RECORD_PARAMS"], os.environ.get("DVC_STAGE", args.stage))
         if args.module in TENSORFLOW_STAGES or args.module == "crop" and TENSORFLOW_DETECTORS & set(
                 config.crop.detectors):
             import_tensorflow()
         importlib.import_module(f"fer_age.{args.module}").main(config, args)
     except FerAgeError as err:  # the project's own errors: one line
         print(redact(f"fer-age {args.stage}: error: {err}"), file=sys.stderr)
+        return 1
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            print(redact(traceback.format_exc()), file=sys.stderr)
+            return 1
+        where = f" while writing {err.filename}" if err.filename else f" under {Path.cwd()}"
+        print(f"fer-age {args.stage}: error: the disk is full{where}: free space there, then run again",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"fer-age {args.stage}: interrupted", file=sys.stderr)

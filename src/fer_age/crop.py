@@ -60,7 +60,7 @@ def output_names(items: list[RawItem], dataset: str) -> dict[str, str]:
     or one file name in two sub-folders) all get a short hash of their source path.
     """
     planned = {i.source: (f"{dataset}_{i.emotion}_cropped", PurePosixPath(i.source).stem) for i in items}
-    counts = defaultdict(int)
+    counts: dict[tuple[str, str], int] = defaultdict(int)
     for folder, stem in planned.values():
         counts[folder, stem.lower()] += 1
     names = {}
@@ -72,9 +72,15 @@ def output_names(items: list[RawItem], dataset: str) -> dict[str, str]:
 
 
 def _save(image: np.ndarray, path: Path) -> None:
+    """Encode with OpenCV, write with Python: a full disk is an OSError naming the file, never a crash."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), PNG_PARAMS):
-        raise OSError(f"could not write {path}")
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), PNG_PARAMS)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode the crop for {path}")
+    try:
+        path.write_bytes(encoded.tobytes())
+    except OSError as err:  # a write error names no file by itself
+        raise OSError(err.errno, err.strerror, str(path)) from err
 
 
 def crop_images(items: list[RawItem], rows: dict[str, CropRow], names: dict[str, str], out_dir: Path,

@@ -13,6 +13,7 @@ group, or a status saying why it is not used. Layouts (``datasets.<DS>.layout``)
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -26,7 +27,8 @@ from fer_age.emotions import CKPLUS_CODES, KNOWN_EMOTIONS, canonical_emotion
 from fer_age.errors import FerAgeError
 from fer_age.layout import MissingInputError, Status
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"})  # Pillow reads
+NEEDS_PLUGIN = {".heic": "pillow-heif", ".heif": "pillow-heif", ".avif": "pillow-avif-plugin"}
 CKPLUS_IMAGES, CKPLUS_LABELS = "cohn-kanade-images", "Emotion"
 
 
@@ -136,15 +138,15 @@ def read_ckplus(root: Path, files: list[str], ds: DatasetConfig, name: str):
         elif is_image(source):
             annotations[source] = f"not in {CKPLUS_IMAGES}/<subject>/<sequence>/ (layout 'ckplus')"
     for (subject, sequence), sources in frames.items():
-        emotion = sequence_emotion.get((subject, sequence))
+        label = sequence_emotion.get((subject, sequence))
         ordered = sorted(sources)
         for i, source in enumerate(ordered):
-            if emotion is None:
+            if label is None:
                 annotations[source] = f"sequence {subject}/{sequence} has no emotion label file"
             elif i < len(ordered) - ds.peak_frames:
                 annotations[source] = Status.NOT_PEAK_FRAME
             else:
-                annotations[source] = Annotation(emotion, subject)
+                annotations[source] = Annotation(label, subject)
     return reading
 
 
@@ -246,12 +248,55 @@ def discover(root: Path, name: str, ds: DatasetConfig, labels: list[str]) -> lis
         if source in reading.metadata:
             items.append(replace(item, status=Status.METADATA, message=reading.metadata[source]))
         elif not is_image(source):
-            suffix = PurePosixPath(source).suffix or "(none)"
-            items.append(replace(item, status=Status.NOT_AN_IMAGE, message=f"extension {suffix} is not an image type"))
+            suffix = PurePosixPath(source).suffix.lower() or "(none)"
+            message = (f"{suffix} images need the {NEEDS_PLUGIN[suffix]} plugin, which the pipeline does not "
+                       "install: convert them to PNG or JPEG" if suffix in NEEDS_PLUGIN else
+                       f"extension {suffix} is not an image type")
+            items.append(replace(item, status=Status.NOT_AN_IMAGE, message=message))
         else:
             items.append(_label(item, reading.annotations.get(source, "no label"), ds, name, wanted))
     items += [RawItem(s, root / s, status=Status.MISSING, message=m) for s, m in reading.missing.items()]
-    return sorted(items, key=lambda i: i.source)
+    return mark_duplicates(sorted((replace(i, source=printable(i.source)) for i in items), key=lambda i: i.source))
+
+
+def content_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes ('' when it cannot be read: the crop reports it as unreadable)."""
+    try:
+        with open(path, "rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    except OSError:
+        return ""
+
+
+def mark_duplicates(items: list[RawItem]) -> list[RawItem]:
+    """Candidates with the same bytes as another: with one label, the first (by source) stays a candidate and
+    the others are ``duplicate``; with different labels, all are ``conflicting_labels`` (no label can be
+    trusted). Either way no image reaches two splits or two labels."""
+    by_digest: dict[str, list[int]] = defaultdict(list)
+    for index, item in enumerate(items):
+        if not item.status:
+            digest = content_digest(item.path)
+            if digest:
+                by_digest[digest].append(index)
+    marked = list(items)
+    for indices in by_digest.values():
+        if len(indices) < 2:
+            continue
+        first = items[indices[0]]
+        emotions = sorted({items[i].emotion for i in indices})
+        for i in indices:
+            if len(emotions) > 1:
+                others = ", ".join(f"{items[j].source} ({items[j].emotion})" for j in indices if j != i)
+                marked[i] = replace(items[i], status=Status.CONFLICTING_LABELS, message=f"same bytes as {others}")
+            elif i != indices[0]:
+                marked[i] = replace(items[i], status=Status.DUPLICATE, message=f"same bytes as {first.source}")
+    return marked
+
+
+def printable(source: str) -> str:
+    """``source`` as UTF-8 text: bytes of a file name that are not UTF-8 shown as ``\\xNN`` (the path to the
+    file itself is kept as is); the report, the output names and OpenCV all need text."""
+    return source.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _label(item: RawItem, annotation: Annotation | str, ds: DatasetConfig, name: str,
@@ -278,7 +323,7 @@ def _label(item: RawItem, annotation: Annotation | str, ds: DatasetConfig, name:
 
 def check_labels(items: list[RawItem], labels: list[str], name: str) -> None:
     """Every label must have at least one candidate image, else an error naming 'labels' and the dataset."""
-    counts = defaultdict(int)
+    counts: dict[int | None, int] = defaultdict(int)
     for item in items:
         if not item.status:
             counts[item.label] += 1

@@ -90,7 +90,9 @@ def log_to_mlflow(config: Config, experiment_id: str, predictors: list[Predictor
 
     now = int(time.time() * 1000)
     run_ids = {}
-    for predictor in (p for p in predictors if not p.baseline):
+    for predictor in predictors:
+        if predictor.path is None:  # the baseline: no training run
+            continue
         run = find_training_run(experiment_id, predictor.info.name, file_digest(predictor.path))
         if run is None:
             print(f"note: no MLflow training run holds the model of {predictor.info.name}; its test scores are "
@@ -134,12 +136,19 @@ def main(config: Config, args: argparse.Namespace) -> None:
     if "fer2013" in config.evaluate.baselines:
         baseline = baseline_predictor(config.labels, config.img_size)
         predictors += [baseline] if baseline else []
-    experiment_id = connect(config.train.experiment)  # an unreachable store fails before the work
-    predictions = predict_all(predictors, tests, config.labels)
+    experiment_id = connect(config.tracking.experiment)  # an unreachable store fails before the work
+    all_predictions = predict_all(predictors, tests, config.labels, SPLITS)
+    leaked = all_predictions[all_predictions["seen_in_training"]]
+    if len(leaked):  # the same image in two datasets: left out of the scores of models that trained on it
+        pairs = leaked.groupby(["train_dataset", "test_dataset"]).size()
+        print(f"note: {len(leaked)} test predictions left out of the scores: the model saw the same image in "
+              "training through another dataset (" + ", ".join(f"{t} on {d}: {n}" for (t, d), n in pairs.items())
+              + "); predictions.csv marks them seen_in_training")
+    predictions = all_predictions[~all_predictions["seen_in_training"]]
     cross_age, cross_dataset = score_tables(predictions, config)
     heads = headline(cross_age, config.age_groups)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    tables = {PREDICTIONS: predictions.drop(columns="display_name"),
+    tables = {PREDICTIONS: all_predictions.drop(columns="display_name"),
               COMPLET_RESULT: classification_rows(predictions, config.labels),
               CROSS_AGE: cross_age, CROSS_DATASET: cross_dataset}
     for filename, frame in tables.items():

@@ -103,7 +103,8 @@ def _stable_sort_by_scores(tensor: np.ndarray, scores: np.ndarray, ascending: bo
 
 def bucket_shape(shape: tuple[int, ...]) -> tuple[int, int]:
     """Height and width rounded up to the next multiple of ``BUCKET``."""
-    return tuple(-(-side // BUCKET) * BUCKET for side in shape[:2])
+    height, width = (-(-side // BUCKET) * BUCKET for side in shape[:2])
+    return height, width
 
 
 def pad_to(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -151,7 +152,7 @@ class HaarDetector:
     def _find(self, gray: np.ndarray, min_fraction: float) -> list[tuple[int, int, int, int]]:
         side = max(int(min(gray.shape) * min_fraction), 20)
         boxes = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=10, minSize=(side, side))
-        return [tuple(int(v) for v in b) for b in boxes]
+        return [(int(x), int(y), int(w), int(h)) for x, y, w, h in boxes]
 
     def detect(self, images: list[np.ndarray]) -> list[list[Face]]:
         results = []
@@ -199,8 +200,9 @@ class RetinaFaceDetector:
             faces = []
             for f in (found.values() if isinstance(found, dict) else []):
                 x1, y1, x2, y2 = (int(v) for v in f["facial_area"])
-                eyes = sorted(tuple(map(float, f["landmarks"][k])) for k in ("left_eye", "right_eye"))
-                faces.append(quantized(Face((x1, y1, x2 - x1, y2 - y1), float(f["score"]), *eyes)))
+                left, right = sorted((float(f["landmarks"][k][0]), float(f["landmarks"][k][1]))
+                                     for k in ("left_eye", "right_eye"))
+                faces.append(quantized(Face((x1, y1, x2 - x1, y2 - y1), float(f["score"]), left, right)))
             results.append(faces)
         return results
 
@@ -279,21 +281,23 @@ def load_image(path: Path, max_pixels: int = 200_000_000) -> np.ndarray:
     Handles grayscale, palette, RGBA/LA (composited on white), CMYK and 16-bit images;
     raises ``OSError``/``ValueError`` for unreadable files and images above ``max_pixels``.
     """
-    with Image.open(path) as opened:
-        if opened.width * opened.height > max_pixels:
-            raise ImageTooLargeError(f"{opened.width}x{opened.height} = {opened.width * opened.height:,} pixels is "
-                                     f"above crop.max_pixels {max_pixels:,} (decompression-bomb guard)")
+    # crop.max_pixels is the guard: Pillow's own (about 179 Mpx) is off, the size is checked from the header
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
-            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-            try:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                if opened.width * opened.height > max_pixels:
+                    raise ImageTooLargeError(f"{opened.width}x{opened.height} = {opened.width * opened.height:,} "
+                                             f"pixels is above crop.max_pixels {max_pixels:,} (decompression-bomb "
+                                             "guard)")
                 opened.load()
-            finally:
-                Image.MAX_IMAGE_PIXELS = limit
-        image = ImageOps.exif_transpose(opened)
+                image = ImageOps.exif_transpose(opened)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if values.max() > 255 else 255.0
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        top = 65535.0 if values.max() > 255 else 255.0 if values.max() > 1 else 1.0  # 16-bit, 8-bit or [0, 1]
         image = Image.fromarray((values / top * 255).clip(0, 255).astype(np.uint8), "L")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
@@ -332,8 +336,8 @@ def _rescale(face: Face, factor: float) -> Face:
     def point(p):
         return None if p is None else (p[0] * factor, p[1] * factor)
 
-    box = tuple(int(round(v * factor)) for v in face.box)
-    return Face(box, face.confidence, point(face.left_eye), point(face.right_eye))
+    x, y, w, h = (int(round(v * factor)) for v in face.box)
+    return Face((x, y, w, h), face.confidence, point(face.left_eye), point(face.right_eye))
 
 
 FaceFound = tuple[Face | None, str, str]  # the usable face, its detector, earlier rejections

@@ -25,6 +25,7 @@ class SplitImages:
     labels: np.ndarray
     sources: list[str]
     age_groups: np.ndarray
+    digests: np.ndarray  # SHA-1 of each crop (the manifest's sha1): the same image in two datasets has one
 
 
 @dataclass
@@ -45,8 +46,18 @@ def load_test_splits(datasets: list[str], splits_dir: Path) -> dict[str, SplitIm
         images, labels = load_split(splits_dir / name, "test")
         manifest = read_manifest(splits_dir / name)
         rows = manifest[manifest["split"] == "test"]
-        tests[name] = SplitImages(name, images, labels, rows["source"].tolist(), rows["age_group"].to_numpy())
+        tests[name] = SplitImages(name, images, labels, rows["source"].tolist(), rows["age_group"].to_numpy(),
+                                  rows["sha1"].to_numpy())
     return tests
+
+
+def training_digests(datasets: list[str], splits_dir: Path) -> set[str]:
+    """The crops (by SHA-1) a model trained on ``datasets`` saw: their train and valid splits."""
+    seen: set[str] = set()
+    for name in datasets:
+        manifest = read_manifest(splits_dir / name)
+        seen.update(manifest.loc[manifest["split"].isin(["train", "valid"]), "sha1"])
+    return seen
 
 
 def trained_models(datasets: list[str], models_dir: Path) -> list[Predictor]:
@@ -95,9 +106,10 @@ def predict_probabilities(model, images: np.ndarray, model_name: str, preprocess
                          verbose=0)
 
 
-def prediction_frame(predictor: Predictor, test: SplitImages, labels: list[str],
-                     probabilities: np.ndarray) -> pd.DataFrame:
-    """One row per test image: who predicted what, with class probabilities."""
+def prediction_frame(predictor: Predictor, test: SplitImages, labels: list[str], probabilities: np.ndarray,
+                     seen: set[str] | None = None) -> pd.DataFrame:
+    """One row per test image: who predicted what, with class probabilities, and whether the model saw the
+    same image (byte-identical crop) in training, through another dataset holding a copy."""
     info = predictor.info
     predicted = probabilities.argmax(axis=1)
     frame = pd.DataFrame({
@@ -109,12 +121,14 @@ def prediction_frame(predictor: Predictor, test: SplitImages, labels: list[str],
     })
     for i, label in enumerate(labels):
         frame[f"p_{label}"] = probabilities[:, i].round(6)
+    frame["seen_in_training"] = np.isin(test.digests, list(seen or ()))
     frame["degenerate"] = bool(info.degenerate)
     frame["degenerate_reason"] = info.degenerate
     return frame
 
 
-def predict_all(predictors: list[Predictor], tests: dict[str, SplitImages], labels: list[str]) -> pd.DataFrame:
+def predict_all(predictors: list[Predictor], tests: dict[str, SplitImages], labels: list[str],
+                splits_dir: Path) -> pd.DataFrame:
     """Per-image predictions of every model on every test split (each model loaded once)."""
     from tqdm import tqdm
 
@@ -122,9 +136,10 @@ def predict_all(predictors: list[Predictor], tests: dict[str, SplitImages], labe
     with tqdm(total=len(predictors) * len(tests), desc="evaluate", unit="pair", disable=None) as progress:
         for predictor in predictors:
             model = load_keras_model(predictor)
+            seen = training_digests(predictor.info.train_datasets, splits_dir)
             for test in tests.values():
                 probabilities = predict_probabilities(model, test.images, predictor.info.model,
                                                       predictor.info.preprocessing)
-                frames.append(prediction_frame(predictor, test, labels, probabilities))
+                frames.append(prediction_frame(predictor, test, labels, probabilities, seen))
                 progress.update()
     return pd.concat(frames, ignore_index=True)

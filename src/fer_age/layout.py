@@ -58,6 +58,8 @@ class Status:
     UNLABELLED = "unlabelled"  # the layout gives it no emotion (or no age group)
     METADATA = "metadata"  # a labels file or another file the layout reads, not an image
     MISSING = "missing"  # listed in a labels file, but no such file
+    DUPLICATE = "duplicate"  # the same bytes as an earlier candidate with the same label (that one is used)
+    CONFLICTING_LABELS = "conflicting_labels"  # the same bytes as a candidate with another label: neither is used
 
 
 USABLE = (Status.CROPPED, Status.NO_FACE_KEPT_FULL)

@@ -1,4 +1,4 @@
-"""Pool stage: mixed-age models trained on several datasets at once (``train.pool``).
+"""Pool stage: mixed-age models trained on several datasets at once (``pool.models``).
 
 ``all``: one model on every dataset's training split (validation: the union of validation splits);
 ``leave_one_out``: per age group, one model on the datasets of all the other groups. Each dataset
@@ -17,14 +17,14 @@ from fer_age.tracking import connect
 
 
 def pooled_models(config: Config) -> dict[str, list[str]]:
-    """Name -> datasets of every pooled model that ``train.pool`` asks for.
+    """Name -> datasets of every pooled model that ``pool.models`` asks for.
 
     A dataset belongs to the age groups of its images (one FACES folder can hold adult and older).
     """
-    if config.train.pool == "none":
+    if config.pool.models == "none":
         return {}
     names = list(config.datasets)
-    if config.train.pool == "all":
+    if config.pool.models == "all":
         return {pool_name(None): names}
     groups = {name: set(read_manifest(SPLITS / name)["age_group"]) for name in names}
     pools = {}
@@ -33,7 +33,7 @@ def pooled_models(config: Config) -> dict[str, list[str]]:
         if others and len(others) < len(names):
             pools[pool_name(group)] = others
     if not pools:
-        raise ConfigError("'train.pool' is leave_one_out, but no age group can be left out: the datasets "
+        raise ConfigError("'pool.models' is leave_one_out, but no age group can be left out: the datasets "
                           "cover fewer than two age groups")
     return pools
 
@@ -41,10 +41,10 @@ def pooled_models(config: Config) -> dict[str, list[str]]:
 def main(config: Config, args: argparse.Namespace) -> None:
     """``fer-age pool``: train every pooled model into models/POOL/<name>/."""
     pools = pooled_models(config)
-    connect(config.train.experiment)  # an unreachable store fails before anything is deleted
-    base = fresh_dir(MODELS, POOL_PREFIX)  # a change of train.pool leaves no stale pooled model
+    connect(config.tracking.experiment)  # an unreachable store fails before anything is deleted
+    base = fresh_dir(MODELS, POOL_PREFIX)  # a change of pool.models leaves no stale pooled model
     if not pools:
-        print("pool: train.pool is none; no pooled model")
+        print("pool: pool.models is none; no pooled model")
     for name, datasets in pools.items():
         print(f"pool {name}: {', '.join(datasets)}")
         train_and_track(config, name, [SPLITS / d for d in datasets], base, base / name, stage="pool")

@@ -49,7 +49,8 @@ def make_subject(index: int, age_group: str, rng: np.random.Generator) -> Subjec
 
 
 def _shift(colour, delta: float) -> tuple[int, int, int]:
-    return tuple(int(np.clip(c * delta, 0, 255)) for c in colour[:3])
+    red, green, blue = (int(np.clip(c * delta, 0, 255)) for c in colour[:3])
+    return red, green, blue
 
 
 def _background(size: int, rng: np.random.Generator) -> np.ndarray:
@@ -202,9 +203,8 @@ def main(config: Config, args: argparse.Namespace) -> None:
     name = args.dataset
     if name not in config.sample.datasets:
         raise ConfigError(f"'{name}' is not listed under 'sample.datasets' in params.yaml")
-    raw = config.datasets[name].raw if name in config.datasets else name
     s = config.sample
-    out_dir = fresh_dir(RAW, raw)
+    out_dir = fresh_dir(RAW, name)  # params validation: a study dataset of this name reads data/raw/<name>
     n = generate_dataset(out_dir, name, s.datasets[name], config.labels, s.subjects, s.images_per_emotion,
                          s.scene_size, config.seed)
-    print(f"sample {name}: {n} images in {RAW / raw}")
+    print(f"sample {name}: {n} images in {RAW / name}")
