@@ -2,7 +2,7 @@
 
 import yaml
 from conftest import REPO
-from imports import SOURCE, closure, graph, module_imports
+from stage_deps import SOURCE, closure, graph, module_imports
 
 from fer_age.cli import parser
 

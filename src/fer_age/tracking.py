@@ -53,7 +53,7 @@ def tracking_uri() -> str:
     if parts.scheme in ("http", "https") and parts.username:
         os.environ.setdefault("MLFLOW_TRACKING_USERNAME", unquote(parts.username))
         os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", unquote(parts.password or ""))
-        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
         uri = urlunsplit(parts._replace(netloc=netloc))
     return uri
 
@@ -202,6 +202,7 @@ def log_model(model_path: Path, registered_name: str, labels: list[str], img_siz
 def log_split_inputs(split_dirs: list[Path], contexts: dict[str, str], run_id: str | None = None) -> None:
     """Log the splits a run used as MLflow dataset inputs, named ``<DS>/<split>``, digest = their DVC hash."""
     import mlflow
+    from mlflow.data.numpy_dataset import from_numpy
     from mlflow.entities import DatasetInput, InputTag
 
     inputs = []
@@ -211,11 +212,16 @@ def log_split_inputs(split_dirs: list[Path], contexts: dict[str, str], run_id: s
             x_path, y_path = array_paths(split_dir, split)
             with warnings.catch_warnings():  # a local path "can be interpreted in multiple ways": it is a file
                 warnings.filterwarnings("ignore", message="The specified dataset source")
-                dataset = mlflow.data.from_numpy(np.load(x_path, mmap_mode="r"), targets=np.load(y_path),
+                dataset = from_numpy(np.load(x_path, mmap_mode="r"), targets=np.load(y_path),
                                                  source=str(x_path.resolve()), name=f"{split_dir.name}/{split}",
                                                  digest=digest)
             inputs.append(DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", context)]))
-    mlflow.MlflowClient().log_inputs(run_id or mlflow.active_run().info.run_id, datasets=inputs)
+    if run_id is None:
+        active = mlflow.active_run()
+        if active is None:
+            raise RuntimeError("log_split_inputs needs a run id or an active run")
+        run_id = active.info.run_id
+    mlflow.MlflowClient().log_inputs(run_id, datasets=inputs)
 
 
 def guard_run(run_id: str) -> None:
