@@ -7,12 +7,12 @@ install:             ## the locked environment with the test tools
 	uv sync --locked --extra test
 
 lint:                ## ruff's rules and formatting, checked
-	$(RUN) ruff check src tests benchmarks team
-	$(RUN) ruff format --check src tests benchmarks team
+	$(RUN) ruff check src tests benchmarks tools team
+	$(RUN) ruff format --check src tests benchmarks tools team
 
 format:              ## apply ruff's fixes and formatting
-	$(RUN) ruff check --fix src tests benchmarks team
-	$(RUN) ruff format src tests benchmarks team
+	$(RUN) ruff check --fix src tests benchmarks tools team
+	$(RUN) ruff format src tests benchmarks tools team
 
 typecheck:           ## mypy over the package (config in pyproject.toml)
 	$(RUN) mypy

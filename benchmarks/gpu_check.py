@@ -66,30 +66,50 @@ def check(model_name: str, size: int, batch: int | None, steps: int, fine_tune_l
         started = time.perf_counter()
         model.fit(on_device, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
         compute = time.perf_counter() - started
-    return {"device": gpus[0].name if gpus else "CPU", "model": model_name, "img_size": size, "batch": batch,
-            "fine_tune_layers": fine_tune_layers, "steps": steps, "mixed_precision": bool(gpus),
-            "start_up_seconds": start_up,
-            "images_per_second": batch * steps / fed, "compute_images_per_second": batch * steps / compute,
-            "input_wait": max(0.0, 1 - compute / fed), "fed_window": window}
+    return {
+        "device": gpus[0].name if gpus else "CPU",
+        "model": model_name,
+        "img_size": size,
+        "batch": batch,
+        "fine_tune_layers": fine_tune_layers,
+        "steps": steps,
+        "mixed_precision": bool(gpus),
+        "start_up_seconds": start_up,
+        "images_per_second": batch * steps / fed,
+        "compute_images_per_second": batch * steps / compute,
+        "input_wait": max(0.0, 1 - compute / fed),
+        "fed_window": window,
+    }
 
 
 def concurrent(arguments: list[str], processes: int) -> dict:
     """``processes`` checks at once (one process each, as queue workers on one GPU), their rates added."""
     with tempfile.TemporaryDirectory() as tmp:
         outputs = [Path(tmp) / f"{k}.json" for k in range(processes)]
-        running = [subprocess.Popen([sys.executable, __file__, *arguments, "--json", str(out)],
-                                    stdout=subprocess.DEVNULL, env=os.environ)
-                   for out in outputs]
+        running = [
+            subprocess.Popen(
+                [sys.executable, __file__, *arguments, "--json", str(out)], stdout=subprocess.DEVNULL, env=os.environ
+            )
+            for out in outputs
+        ]
         if any(process.wait() != 0 for process in running):
             raise SystemExit("a concurrent check failed (see its output above)")
         runs = [json.loads(out.read_text()) for out in outputs]
     # all images of the fed phases over the time from the first one's start to the last one's end
     span = max(r["fed_window"][1] for r in runs) - min(r["fed_window"][0] for r in runs)
     images = sum(r["batch"] * r["steps"] for r in runs)
-    return {"device": runs[0]["device"], "model": runs[0]["model"], "img_size": runs[0]["img_size"],
-            "batch": runs[0]["batch"], "steps": runs[0]["steps"], "processes": processes,
-            "images_per_second": images / span, "start_up_seconds": max(r["start_up_seconds"] for r in runs),
-            "input_wait": max(r["input_wait"] for r in runs), "runs": runs}
+    return {
+        "device": runs[0]["device"],
+        "model": runs[0]["model"],
+        "img_size": runs[0]["img_size"],
+        "batch": runs[0]["batch"],
+        "steps": runs[0]["steps"],
+        "processes": processes,
+        "images_per_second": images / span,
+        "start_up_seconds": max(r["start_up_seconds"] for r in runs),
+        "input_wait": max(r["input_wait"] for r in runs),
+        "runs": runs,
+    }
 
 
 def main() -> None:

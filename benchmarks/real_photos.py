@@ -53,16 +53,23 @@ def write_params(work: Path, labels: list[str], seed: int, settings: dict) -> No
 
 
 def fer_age(work: Path, *args: str) -> str:
-    result = subprocess.run([str(Path(sys.executable).parent / "fer-age"), *args], cwd=work, capture_output=True,
-                            text=True, env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"})
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "fer-age"), *args],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"},
+    )
     if result.returncode != 0:
         raise SystemExit(f"fer-age {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     return result.stdout
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
-    return {"accuracy": float(accuracy_score(y_true, y_pred)),
-            "macro_f1": float(f1_score(y_true, y_pred, labels=range(n_classes), average="macro", zero_division=0))}
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=range(n_classes), average="macro", zero_division=0)),
+    }
 
 
 def test_scores(work: Path, labels: list[str]) -> tuple[dict, dict]:
@@ -118,16 +125,21 @@ def main() -> None:
             seconds = time.perf_counter() - started
             trained, baseline = test_scores(work, args.labels)
             rows.setdefault(name, []).append({**trained, "seed": seed, "seconds": seconds, "log": log})
-            print(f"seed {seed} | {name}: accuracy {trained['accuracy']:.3f}, macro-F1 {trained['macro_f1']:.3f} "
-                  f"({seconds:.0f} s) | baseline macro-F1 {baseline['macro_f1']:.3f} | {log}", flush=True)
+            print(
+                f"seed {seed} | {name}: accuracy {trained['accuracy']:.3f}, macro-F1 {trained['macro_f1']:.3f} "
+                f"({seconds:.0f} s) | baseline macro-F1 {baseline['macro_f1']:.3f} | {log}",
+                flush=True,
+            )
         rows["off-the-shelf FER2013 (no training)"].append({**baseline, "seed": seed, "seconds": 0.0})
     print(f"\n| model | test accuracy | test macro-F1 | train s | per seed macro-F1 (n = {baseline['n']}) |")
     print("|---|---|---|---|---|")
     for name, runs in rows.items():
         acc, f1 = np.array([r["accuracy"] for r in runs]), np.array([r["macro_f1"] for r in runs])
         seconds = np.mean([r["seconds"] for r in runs])
-        print(f"| {name} | {acc.mean():.3f} ± {acc.std():.3f} | {f1.mean():.3f} ± {f1.std():.3f} | {seconds:.0f} | "
-              f"{' / '.join(f'{v:.3f}' for v in f1)} |")
+        print(
+            f"| {name} | {acc.mean():.3f} ± {acc.std():.3f} | {f1.mean():.3f} ± {f1.std():.3f} | {seconds:.0f} | "
+            f"{' / '.join(f'{v:.3f}' for v in f1)} |"
+        )
     (work / "results.json").write_text(json.dumps(rows, indent=2))
 
 

@@ -28,8 +28,18 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-REGISTRY_96 = ("compactcnn", "minixception", "mobilenetv2", "densenet121", "resnet50", "resnet50v2", "vgg16",
-               "densenet201", "resnet101v2", "resnet152v2")
+REGISTRY_96 = (
+    "compactcnn",
+    "minixception",
+    "mobilenetv2",
+    "densenet121",
+    "resnet50",
+    "resnet50v2",
+    "vgg16",
+    "densenet201",
+    "resnet101v2",
+    "resnet152v2",
+)
 SMALL_224 = ("compactcnn", "minixception", "mobilenetv2")
 
 
@@ -49,10 +59,12 @@ def traced_peak_mb(function, *args) -> float:
 
 def in_fresh_process(function: str, *args) -> dict:
     """Run ``function(*args)`` of this module in a new interpreter; it returns a dict (printed as JSON)."""
-    code = (f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import run; "
-            f"print(json.dumps(run.{function}(*{args!r})))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import run; print(json.dumps(run.{function}(*{args!r})))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{function}{args} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -70,6 +82,7 @@ def memmapped_split(n: int, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]
 
 
 # --- crop: batched MTCNN against the per-image loop --------------------------------------------------------
+
 
 def sample_folder(root: Path, subjects: int, size: int = 224, odd_sizes: bool = True) -> Path:
     """A synthetic dataset in the folders layout; some images resized, as real photos come in many sizes."""
@@ -97,7 +110,7 @@ def crop_batching(folder: str, batch_size: int, limit: int) -> dict:
 
     root = Path(folder)
     items = discover(root, root.name, DatasetConfig(raw=root.name, age_group="adult"), sorted(KNOWN_EMOTIONS))
-    items = [i for i in items if not i.status][:limit or None]
+    items = [i for i in items if not i.status][: limit or None]
     images = [load_image(item.path) for item in items]
     rates = {}
     for size in (batch_size, 1):
@@ -105,7 +118,7 @@ def crop_batching(folder: str, batch_size: int, limit: int) -> dict:
         detector.detect(images[:2])  # warm-up: graph tracing
         started = time.perf_counter()
         for start in range(0, len(images), batch_size * 8):  # the crop stage's load chunks
-            detector.detect(images[start:start + batch_size * 8])
+            detector.detect(images[start : start + batch_size * 8])
         rates[size] = len(images) / (time.perf_counter() - started)
     with tempfile.TemporaryDirectory() as tmp:
         reports = []
@@ -117,11 +130,17 @@ def crop_batching(folder: str, batch_size: int, limit: int) -> dict:
         crops = sorted(str(p.relative_to(batched)) for p in batched.rglob("*") if p.is_file())
         same_files = not filecmp.cmpfiles(batched, single, crops, shallow=False)[1]
     identical = bool(reports[0].equals(reports[1]) and same_files)
-    return {"images": len(images), "batched_img_s": rates[batch_size], "single_img_s": rates[1],
-            "speedup": rates[batch_size] / rates[1], "identical": identical}
+    return {
+        "images": len(images),
+        "batched_img_s": rates[batch_size],
+        "single_img_s": rates[1],
+        "speedup": rates[batch_size] / rates[1],
+        "identical": identical,
+    }
 
 
 # --- input pipeline: tf.data over memory-mapped .npy against in-memory tensors -------------------------------
+
 
 def input_pipeline(n: int, size: int, epochs: int) -> dict:
     """Training images per second of the compact CNN as the train stage fits it (uint8 batches, preprocessing
@@ -149,8 +168,11 @@ def input_pipeline(n: int, size: int, epochs: int) -> dict:
             started = time.perf_counter()
             model.fit(*fit_input, epochs=epochs, verbose=0, **kwargs)
             rates[kind] = n * epochs / (time.perf_counter() - started)
-    return {"tfdata_img_s": rates["tf.data"], "in_memory_img_s": rates["in-memory"],
-            "ratio": rates["tf.data"] / rates["in-memory"]}
+    return {
+        "tfdata_img_s": rates["tf.data"],
+        "in_memory_img_s": rates["in-memory"],
+        "ratio": rates["tf.data"] / rates["in-memory"],
+    }
 
 
 def input_feed(n: int, size: int, batch: int) -> dict:
@@ -169,6 +191,7 @@ def input_feed(n: int, size: int, batch: int) -> dict:
 
 # --- evaluate: scoring and bootstrap of pooled cells ---------------------------------------------------------
 
+
 def evaluate_memory(rows: int, samples: int) -> dict:
     """Peak memory (MB above the data's baseline) and seconds of scoring one pooled cell of ``rows`` predictions
     (10 models over rows/10 test images), with ``samples`` bootstrap resamples."""
@@ -177,11 +200,19 @@ def evaluate_memory(rows: int, samples: int) -> dict:
     rng = np.random.default_rng(0)
     images = rows // 10
     true = np.tile(rng.integers(0, 4, images), 10)
-    predictions = pd.DataFrame({
-        "train_age_group": "adult", "test_age_group": "child", "train_dataset": np.repeat(
-            [f"M{k}" for k in range(10)], images), "test_dataset": "T", "source": np.tile(np.arange(images), 10)
-        .astype(str), "true": true, "predicted": np.where(rng.random(rows) < 0.7, true, rng.integers(0, 4, rows)),
-        "degenerate": False, "baseline": False})
+    predictions = pd.DataFrame(
+        {
+            "train_age_group": "adult",
+            "test_age_group": "child",
+            "train_dataset": np.repeat([f"M{k}" for k in range(10)], images),
+            "test_dataset": "T",
+            "source": np.tile(np.arange(images), 10).astype(str),
+            "true": true,
+            "predicted": np.where(rng.random(rows) < 0.7, true, rng.integers(0, 4, rows)),
+            "degenerate": False,
+            "baseline": False,
+        }
+    )
     arguments = (predictions, ["train_age_group", "test_age_group"], 4, samples, 0.95, 0)
     started = time.perf_counter()
     cross_scores(*arguments)
@@ -190,6 +221,7 @@ def evaluate_memory(rows: int, samples: int) -> dict:
 
 
 # --- split: memory as the dataset grows ----------------------------------------------------------------------
+
 
 def split_memory(images: int, size: int) -> dict:
     """Peak memory (MB above baseline) of the split stage's work over ``images`` crops at ``size`` px."""
@@ -206,8 +238,17 @@ def split_memory(images: int, size: int) -> dict:
             output = f"BENCH_x_cropped/{k:06d}.png"
             (crop_dir / output).parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(crop_dir / output), rng.integers(0, 255, (120, 100, 3), dtype=np.uint8))
-            rows.append({"source": f"x/{k:06d}.jpg", "emotion": "e", "label": k % 4, "subject": f"s{k // 4}",
-                         "age_group": "adult", "status": "cropped", "output": output})
+            rows.append(
+                {
+                    "source": f"x/{k:06d}.jpg",
+                    "emotion": "e",
+                    "label": k % 4,
+                    "subject": f"s{k // 4}",
+                    "age_group": "adult",
+                    "status": "cropped",
+                    "output": output,
+                }
+            )
         pd.DataFrame(rows).to_csv(crop_dir / "crop_report.csv", index=False)
 
         def split(out: Path) -> None:
@@ -217,11 +258,17 @@ def split_memory(images: int, size: int) -> dict:
         split(Path(tmp) / "splits")
         seconds = time.perf_counter() - started  # timed untraced; the peak from a second, traced run
         peak = traced_peak_mb(split, Path(tmp) / "splits-traced")
-    return {"images": images, "img_size": size, "seconds": seconds, "peak_mb": peak,
-            "arrays_mb": images * size * size * 3 / 2**20}
+    return {
+        "images": images,
+        "img_size": size,
+        "seconds": seconds,
+        "peak_mb": peak,
+        "arrays_mb": images * size * size * 3 / 2**20,
+    }
 
 
 # --- training throughput per registry model ------------------------------------------------------------------
+
 
 def train_throughput(model_name: str, size: int, steps: int, batch: int, repeats: int = 1) -> dict:
     """Training images per second of a registry model (weights none, all layers trainable) on random data, the
@@ -302,34 +349,62 @@ def print_summary(results: dict) -> None:
 
     if "crop" in results:
         c = results["crop"]
-        row("crop_batch_speedup", f"{c['speedup']:.2f}x ({c['batched_img_s']:.1f} vs {c['single_img_s']:.1f} img/s, "
-            f"{c['images']} images)", ">= 3x", c["speedup"] >= 3)
+        row(
+            "crop_batch_speedup",
+            f"{c['speedup']:.2f}x ({c['batched_img_s']:.1f} vs {c['single_img_s']:.1f} img/s, {c['images']} images)",
+            ">= 3x",
+            c["speedup"] >= 3,
+        )
         row("crop_batch_identical", c["identical"], "true", c["identical"])
     if "input_pipeline" in results:
         p = results["input_pipeline"]
-        row("input_pipeline_ratio", f"{p['ratio']:.2f} ({p['tfdata_img_s']:.0f} vs {p['in_memory_img_s']:.0f} img/s)",
-            ">= 0.9", p["ratio"] >= 0.9)
+        row(
+            "input_pipeline_ratio",
+            f"{p['ratio']:.2f} ({p['tfdata_img_s']:.0f} vs {p['in_memory_img_s']:.0f} img/s)",
+            ">= 0.9",
+            p["ratio"] >= 0.9,
+        )
     if "evaluate_peak_mb" in results:
         peaks, seconds = results["evaluate_peak_mb"], results["evaluate_seconds"]
         for rows in peaks:
-            row(f"evaluate at {int(rows):,} rows", f"{peaks[rows]:.0f} MB, {seconds[rows]:.1f} s", "< 300 MB",
-                peaks[rows] < 300)
+            row(
+                f"evaluate at {int(rows):,} rows",
+                f"{peaks[rows]:.0f} MB, {seconds[rows]:.1f} s",
+                "< 300 MB",
+                peaks[rows] < 300,
+            )
         small, large = sorted(seconds, key=int)[-2:]
         growth = seconds[large] / max(seconds[small], 1e-9)
-        row(f"evaluate time {int(small):,} -> {int(large):,} rows", f"x{growth:.1f}",
-            f"about x{int(large) // int(small)} (linear)", growth < 1.5 * int(large) / int(small))
+        row(
+            f"evaluate time {int(small):,} -> {int(large):,} rows",
+            f"x{growth:.1f}",
+            f"about x{int(large) // int(small)} (linear)",
+            growth < 1.5 * int(large) / int(small),
+        )
     if "split_peak_mb" in results:
         s = results["split_peak_mb"]
-        row("split_peak_mb sample / 10x sample", f"{s['sample']:.0f} / {s['10x_sample']:.0f} MB "
-            f"(arrays {results['split'][1]['arrays_mb']:.0f} MB)", "flat", s["10x_sample"] < s["sample"] + 100)
+        row(
+            "split_peak_mb sample / 10x sample",
+            f"{s['sample']:.0f} / {s['10x_sample']:.0f} MB (arrays {results['split'][1]['arrays_mb']:.0f} MB)",
+            "flat",
+            s["10x_sample"] < s["sample"] + 100,
+        )
     if "input_feed_images_per_second" in results:
         f = results["input_feed_images_per_second"]
-        row(f"input feed, {f['img_size']} px batch {f['batch']}, no model", f"{f['img_s']:.0f} img/s",
-            ">= 1,900 (one GPU's ResNet50)", f["img_s"] >= 1900)
+        row(
+            f"input feed, {f['img_size']} px batch {f['batch']}, no model",
+            f"{f['img_s']:.0f} img/s",
+            ">= 1,900 (one GPU's ResNet50)",
+            f["img_s"] >= 1900,
+        )
     start_up = results.get("start_up_seconds", {})
     for name, value in results.get("train_images_per_second", {}).items():
-        row(f"train img/s {name}", f"{value:.1f}" + (f" (start-up {start_up[name]:.1f} s)" if name in start_up
-                                                     else ""), "-", True)
+        row(
+            f"train img/s {name}",
+            f"{value:.1f}" + (f" (start-up {start_up[name]:.1f} s)" if name in start_up else ""),
+            "-",
+            True,
+        )
     print("\n".join(lines))
 
 

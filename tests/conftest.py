@@ -29,8 +29,9 @@ def tiny_params(**overrides) -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["img_size"] = 32
     params["datasets"] = {name: params["datasets"][name] for name in ("SAMPLE-CHILD", "SAMPLE-OLDER")}
-    params["sample"].update(datasets={"SAMPLE-CHILD": "child", "SAMPLE-OLDER": "older"}, subjects=6,
-                            images_per_emotion=1, scene_size=160)
+    params["sample"].update(
+        datasets={"SAMPLE-CHILD": "child", "SAMPLE-OLDER": "older"}, subjects=6, images_per_emotion=1, scene_size=160
+    )
     params["crop"]["detectors"] = ["haar"]  # MTCNN has tests of its own; haar needs no TensorFlow
     params["train"].update(epochs=1, batch_size=8)
     params["evaluate"].update(bootstrap_samples=200, gallery_size=4)
@@ -39,11 +40,13 @@ def tiny_params(**overrides) -> dict:
     return params
 
 
-def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True,
-        timeout: float | None = None) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, timeout: float | None = None
+) -> subprocess.CompletedProcess:
     """Run a real command, echoing its output when it fails."""
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})},
-                            timeout=timeout)
+    result = subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result

@@ -32,8 +32,9 @@ def ckplus(root: Path, subjects: int = 6, frames: int = 3, seed: int = 1) -> Non
         for k, (emotion, code) in enumerate([*CKPLUS_CODES.items(), ("Happy", None)], start=1):
             seq = f"{k:03d}"
             for f in range(1, frames + 1):
-                _write(root / "cohn-kanade-images" / name / seq / f"{name}_{seq}_{f:08d}.png",
-                       _scene(person, emotion, rng))
+                _write(
+                    root / "cohn-kanade-images" / name / seq / f"{name}_{seq}_{f:08d}.png", _scene(person, emotion, rng)
+                )
             if code is not None:
                 label = root / "Emotion" / name / seq / f"{name}_{seq}_{frames:08d}_emotion.txt"
                 label.parent.mkdir(parents=True, exist_ok=True)
@@ -67,9 +68,13 @@ def layout_params() -> dict:
     """``datasets`` entries for the three layouts above."""
     return {
         "CKP": {"raw": "CKP", "layout": "ckplus", "age_group": "adult", "peak_frames": 2},
-        "FACES": {"raw": "FACES", "layout": "pattern", "pattern": FACES_PATTERN,
-                  "emotion_codes": {v: k for k, v in FACES_CODES.items()},
-                  "age_codes": {"y": "adult", "m": "adult", "o": "older"}},
+        "FACES": {
+            "raw": "FACES",
+            "layout": "pattern",
+            "pattern": FACES_PATTERN,
+            "emotion_codes": {v: k for k, v in FACES_CODES.items()},
+            "age_codes": {"y": "adult", "m": "adult", "o": "older"},
+        },
         "KIDS": {"raw": "KIDS", "layout": "csv", "labels_file": "labels.csv", "age_group": "child"},
     }
 

@@ -24,14 +24,20 @@ def test_benchmark_code_paths_on_tiny_inputs(tmp_path, capsys):
     train = bench.train_throughput("compactcnn", 32, 1, 4)
     assert split["images"] == 48 and train["img_s"] > 0 and train["start_up_s"] > 0
     assert all(e["seconds"] > 0 for e in evaluations)
-    results = {"crop": crop, "crop_batch_speedup": crop["speedup"], "crop_batch_identical": crop["identical"],
-               "input_pipeline": pipe, "input_pipeline_ratio": pipe["ratio"], "input_feed_images_per_second": feed,
-               "evaluate_peak_mb": {str(e["rows"]): e["peak_mb"] for e in evaluations},
-               "evaluate_seconds": {str(e["rows"]): e["seconds"] for e in evaluations},
-               "split_peak_mb": {"sample": split["peak_mb"], "10x_sample": split["peak_mb"]}, "split": [split, split],
-               "train_images_per_second": {"compactcnn@32": train["img_s"], "resnet50@96": 10.0,
-                                           "mobilenetv2@96": 20.0},
-               "start_up_seconds": {"compactcnn@32": train["start_up_s"]}}
+    results = {
+        "crop": crop,
+        "crop_batch_speedup": crop["speedup"],
+        "crop_batch_identical": crop["identical"],
+        "input_pipeline": pipe,
+        "input_pipeline_ratio": pipe["ratio"],
+        "input_feed_images_per_second": feed,
+        "evaluate_peak_mb": {str(e["rows"]): e["peak_mb"] for e in evaluations},
+        "evaluate_seconds": {str(e["rows"]): e["seconds"] for e in evaluations},
+        "split_peak_mb": {"sample": split["peak_mb"], "10x_sample": split["peak_mb"]},
+        "split": [split, split],
+        "train_images_per_second": {"compactcnn@32": train["img_s"], "resnet50@96": 10.0, "mobilenetv2@96": 20.0},
+        "start_up_seconds": {"compactcnn@32": train["start_up_s"]},
+    }
     bench.print_summary(results)
     table = capsys.readouterr().out
     assert "crop_batch_identical | True" in table and "evaluate at 4,000 rows" in table

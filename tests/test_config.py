@@ -32,47 +32,50 @@ def _dataset(**entry) -> dict:
     return params
 
 
-@pytest.mark.parametrize("params, key", [
-    (_with("crop", detector=["mtcnn"]), "'crop.detector'"),
-    (tiny_params(epochs=3), "'epochs'"),
-    (_with("crop", detectors=["mtcnn", "dlib"]), "crop.detectors[1]"),
-    (_dataset(subject_pattern="^(S\\d+)_"), "'datasets.CK.age_group'"),
-    (_dataset(age_group="teen"), "datasets.CK.age_group"),
-    (tiny_params(model="resnet51"), "'model'"),
-    (_dataset(age_group="adult", subject_pattern="S\\d+"), "datasets.CK.subject_pattern"),
-    (_with("train", epochs="many"), "'train.epochs'"),
-    (_dataset(age_group="adult", layout="zip"), "datasets.CK.layout"),
-    (_dataset(age_group="adult", layout="pattern"), "datasets.CK.pattern"),
-    (_dataset(age_group="adult", layout="pattern", pattern="(?P<subject>\\d+)"), "datasets.CK.pattern"),
-    (_dataset(age_group="adult", layout="csv"), "datasets.CK.labels_file"),
-    (_dataset(age_group="adult", layout="csv", labels_file="../../etc/passwd"), "datasets.CK.labels_file"),
-    (_dataset(layout="pattern", pattern="(?P<emotion>[a-z])_"), "datasets.CK.age_group"),
-    (_dataset(age_group="adult", age_codes={"x": "teen"}), "datasets.CK.age_codes.x"),
-    (_dataset(age_group="adult", age_groups=["teen"]), "datasets.CK.age_groups[0]"),
-    (_dataset(age_group="adult", raw="../CK"), "datasets.CK.raw"),
-    (tiny_params(labels=["Angry", "Anger", "Happy"]), "'labels'"),
-    (tiny_params(head="m3"), "'head'"),
-    (tiny_params(head="default"), "'head'"),
-    (tiny_params(img_size=16, model="mobilenetv2"), "'img_size'"),
-    (tiny_params(img_size=100000), "'img_size'"),
-    (_with("evaluate", bootstrap_samples=10**9), "'evaluate.bootstrap_samples'"),
-    (_with("evaluate", bootstrap_samples=10), "'evaluate.bootstrap_samples'"),
-    (_with("evaluate", baselines=["affectnet"]), "evaluate.baselines[0]"),
-    (_with("split", test_size=0.01), "split.test_size"),
-    (_with("split", test_size=1.5), "'split.test_size'"),
-    (_with("sample", subjects=3), "'sample.subjects'"),
-    (_with("train", weights="fer2013"), "'train.weights'"),
-    (_with("pool", models="some"), "'pool.models'"),
-    (_with("train", interpolation=[0.5, 1.5]), "'train.interpolation[1]' is 1.5"),
-    (_with("train", interpolation=0.5), "'train.interpolation' must be a list"),
-    (_with("crop", max_pixels=10), "'crop.max_pixels'"),
-    (_with("crop", min_face=0), "'crop.min_face'"),
-    (tiny_params(seed=-1), "'seed'"),
-    (tiny_params(seed=2**70), "'seed'"),
-    (_with("split", test_size=0.9, valid_size=0.9), "'split.test_size' 0.9 and 'split.valid_size' 0.9"),
-    (_with("train", weights="/nonexistent/w.h5"), "'train.weights'"),
-    (_with("crop", haar_cascade="/nonexistent/cascade.xml"), "'crop.haar_cascade'"),
-])
+@pytest.mark.parametrize(
+    "params, key",
+    [
+        (_with("crop", detector=["mtcnn"]), "'crop.detector'"),
+        (tiny_params(epochs=3), "'epochs'"),
+        (_with("crop", detectors=["mtcnn", "dlib"]), "crop.detectors[1]"),
+        (_dataset(subject_pattern="^(S\\d+)_"), "'datasets.CK.age_group'"),
+        (_dataset(age_group="teen"), "datasets.CK.age_group"),
+        (tiny_params(model="resnet51"), "'model'"),
+        (_dataset(age_group="adult", subject_pattern="S\\d+"), "datasets.CK.subject_pattern"),
+        (_with("train", epochs="many"), "'train.epochs'"),
+        (_dataset(age_group="adult", layout="zip"), "datasets.CK.layout"),
+        (_dataset(age_group="adult", layout="pattern"), "datasets.CK.pattern"),
+        (_dataset(age_group="adult", layout="pattern", pattern="(?P<subject>\\d+)"), "datasets.CK.pattern"),
+        (_dataset(age_group="adult", layout="csv"), "datasets.CK.labels_file"),
+        (_dataset(age_group="adult", layout="csv", labels_file="../../etc/passwd"), "datasets.CK.labels_file"),
+        (_dataset(layout="pattern", pattern="(?P<emotion>[a-z])_"), "datasets.CK.age_group"),
+        (_dataset(age_group="adult", age_codes={"x": "teen"}), "datasets.CK.age_codes.x"),
+        (_dataset(age_group="adult", age_groups=["teen"]), "datasets.CK.age_groups[0]"),
+        (_dataset(age_group="adult", raw="../CK"), "datasets.CK.raw"),
+        (tiny_params(labels=["Angry", "Anger", "Happy"]), "'labels'"),
+        (tiny_params(head="m3"), "'head'"),
+        (tiny_params(head="default"), "'head'"),
+        (tiny_params(img_size=16, model="mobilenetv2"), "'img_size'"),
+        (tiny_params(img_size=100000), "'img_size'"),
+        (_with("evaluate", bootstrap_samples=10**9), "'evaluate.bootstrap_samples'"),
+        (_with("evaluate", bootstrap_samples=10), "'evaluate.bootstrap_samples'"),
+        (_with("evaluate", baselines=["affectnet"]), "evaluate.baselines[0]"),
+        (_with("split", test_size=0.01), "split.test_size"),
+        (_with("split", test_size=1.5), "'split.test_size'"),
+        (_with("sample", subjects=3), "'sample.subjects'"),
+        (_with("train", weights="fer2013"), "'train.weights'"),
+        (_with("pool", models="some"), "'pool.models'"),
+        (_with("train", interpolation=[0.5, 1.5]), "'train.interpolation[1]' is 1.5"),
+        (_with("train", interpolation=0.5), "'train.interpolation' must be a list"),
+        (_with("crop", max_pixels=10), "'crop.max_pixels'"),
+        (_with("crop", min_face=0), "'crop.min_face'"),
+        (tiny_params(seed=-1), "'seed'"),
+        (tiny_params(seed=2**70), "'seed'"),
+        (_with("split", test_size=0.9, valid_size=0.9), "'split.test_size' 0.9 and 'split.valid_size' 0.9"),
+        (_with("train", weights="/nonexistent/w.h5"), "'train.weights'"),
+        (_with("crop", haar_cascade="/nonexistent/cascade.xml"), "'crop.haar_cascade'"),
+    ],
+)
 def test_bad_params_fail_naming_the_key(params, key):
     assert key in _error(params)
 
@@ -147,8 +150,12 @@ def test_reads_are_recorded_as_the_params_keys_dvc_declares(recording):
     assert config.train.epochs is None and config.crop.grayscale  # leaves, under their section's key
     assert config.dataset("SAMPLE-CHILD").subject_pattern  # one dataset's entry
     assert "SAMPLE-ADULT" in config.sample.datasets
-    assert reads == {"train.epochs", "crop.grayscale", "datasets.SAMPLE-CHILD.subject_pattern",
-                     "sample.datasets.SAMPLE-ADULT"}
+    assert reads == {
+        "train.epochs",
+        "crop.grayscale",
+        "datasets.SAMPLE-CHILD.subject_pattern",
+        "sample.datasets.SAMPLE-ADULT",
+    }
     list(config.datasets)  # listing the datasets reads the whole mapping
     assert config.pool.models and config.tracking.experiment  # sections left at their defaults know their key
     assert {"datasets", "pool.models", "tracking.experiment"} <= reads

@@ -81,13 +81,26 @@ def test_every_entry_gets_one_row_and_every_usable_row_one_file(bad_dataset, tmp
     assert status["at_the_root.png"] == Status.UNLABELLED
     assert status["dangling.png"] == Status.BROKEN_LINK and status["loop"] == Status.BROKEN_LINK
     assert status["tiny.png"] == Status.TOO_SMALL
-    for name in ("plain.png", "good.jpg", "cmyk.jpg", "deep16.png", "deep16.tif", "transparent.png",
-                 "rotated.jpg", "huge.jpg", "dup.jpg", "dup.JPG", "dup.Jpg", "dup.png"):
+    for name in (
+        "plain.png",
+        "good.jpg",
+        "cmyk.jpg",
+        "deep16.png",
+        "deep16.tif",
+        "transparent.png",
+        "rotated.jpg",
+        "huge.jpg",
+        "dup.jpg",
+        "dup.JPG",
+        "dup.Jpg",
+        "dup.png",
+    ):
         assert status[name] == Status.CROPPED, name
     # a link from the Anger folder to a Sad image: one image with two labels, so neither is used
     assert status["link_to_gray.bmp"] == status["gray.bmp"] == Status.CONFLICTING_LABELS
-    entries = sum(len(files) + sum(os.path.islink(os.path.join(d, x)) for x in dirs)
-                  for d, dirs, files in os.walk(bad_dataset))
+    entries = sum(
+        len(files) + sum(os.path.islink(os.path.join(d, x)) for x in dirs) for d, dirs, files in os.walk(bad_dataset)
+    )
     assert len(report) == entries == report["source"].nunique()  # one row per entry, nothing dropped
     usable = report[report["status"].isin(USABLE)]
     assert usable["output"].is_unique and len(usable) == len(list(out.rglob("*.png")))
@@ -198,8 +211,10 @@ def test_formats_pillow_reads_are_read_and_others_say_what_they_need(tmp_path):
     _noise().save(folder / "b.webp")
     (folder / "c.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
     Image.fromarray(np.linspace(0, 1, 60 * 40, dtype=np.float32).reshape(40, 60), "F").save(folder / "d.tif")
-    items = {i.source.split("/")[-1]: i for i in discover(tmp_path / "FMT", "FMT",
-                                                          DatasetConfig(raw="FMT", age_group="adult"), LABELS)}
+    items = {
+        i.source.split("/")[-1]: i
+        for i in discover(tmp_path / "FMT", "FMT", DatasetConfig(raw="FMT", age_group="adult"), LABELS)
+    }
     assert items["a.gif"].status == items["b.webp"].status == items["d.tif"].status == ""
     assert items["c.heic"].status == Status.NOT_AN_IMAGE and "pillow-heif" in items["c.heic"].message
     assert load_image(folder / "a.gif").shape == (40, 60, 3)

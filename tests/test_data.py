@@ -25,7 +25,7 @@ def test_raw_batches_are_the_stored_uint8_images_in_order_with_their_targets_and
 
 
 def test_preprocessed_batches_are_float32_images_mapped_by_the_function():
-    (images, targets), = make_dataset(IMAGES, LABELS, 10, lambda x: x / 255.0, 4)
+    ((images, targets),) = make_dataset(IMAGES, LABELS, 10, lambda x: x / 255.0, 4)
     assert images.dtype == "float32" and np.allclose(images.numpy(), IMAGES / 255.0)
 
 
@@ -38,8 +38,9 @@ def test_device_input_augments_only_when_training_and_then_preprocesses():
     assert augmented.shape == expected.shape and not np.allclose(augmented, expected)
     # brightness is clipped to the pixel range before preprocessing (caffe mode: BGR minus the ImageNet mean)
     assert augmented.max() <= 255 - 103.939 + 1e-3 and augmented.min() >= -123.68 - 1e-3
-    again = keras.ops.convert_to_numpy(DeviceInput(preprocess, seed=1, augment=True, rotation=0.1, zoom=0.1)(
-        IMAGES, training=True))
+    again = keras.ops.convert_to_numpy(
+        DeviceInput(preprocess, seed=1, augment=True, rotation=0.1, zoom=0.1)(IMAGES, training=True)
+    )
     assert np.array_equal(augmented, again)  # the same seed, the same augmentation
     off = DeviceInput(preprocess, seed=1, augment=False)
     assert np.allclose(keras.ops.convert_to_numpy(off(IMAGES, training=True)), expected)
@@ -59,10 +60,17 @@ def test_the_fitted_wrapper_trains_the_classifier_that_is_saved():
 
 
 def test_gpu_memory_grows_as_used_unless_the_environment_says_otherwise():
-    code = "from fer_age.runtime import quiet_tensorflow; import os; quiet_tensorflow(); " \
-           "print(os.environ['TF_FORCE_GPU_ALLOW_GROWTH'])"
+    code = (
+        "from fer_age.runtime import quiet_tensorflow; import os; quiet_tensorflow(); "
+        "print(os.environ['TF_FORCE_GPU_ALLOW_GROWTH'])"
+    )
     env = {k: v for k, v in os.environ.items() if k != "TF_FORCE_GPU_ALLOW_GROWTH"}
     default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    chosen = subprocess.run([sys.executable, "-c", code], env={**env, "TF_FORCE_GPU_ALLOW_GROWTH": "false"},
-                            capture_output=True, text=True, check=True)
+    chosen = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "TF_FORCE_GPU_ALLOW_GROWTH": "false"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert (default.stdout.strip(), chosen.stdout.strip()) == ("true", "false")

@@ -76,16 +76,26 @@ def test_faces_pattern_with_per_image_age_groups(tmp_path):
         for code in "adfhns":
             _image(root / f"{subject}_{age}_f_{code}_a.jpg")
     _image(root / "readme.jpg")
-    ds = DatasetConfig(raw="FACES", layout="pattern", pattern=FACES_PATTERN, emotion_codes=FACES_EMOTIONS,
-                       age_codes=FACES_AGES)
+    ds = DatasetConfig(
+        raw="FACES", layout="pattern", pattern=FACES_PATTERN, emotion_codes=FACES_EMOTIONS, age_codes=FACES_AGES
+    )
     by = _by_source(discover(root, "FACES", ds, LABELS))
     assert (by["140_o_f_h_a.jpg"].emotion, by["140_o_f_h_a.jpg"].age_group, by["140_o_f_h_a.jpg"].subject) == (
-        "Happy", "older", "140")
+        "Happy",
+        "older",
+        "140",
+    )
     assert by["066_m_f_s_a.jpg"].age_group == "adult"
     assert by["004_y_f_n_a.jpg"].status == Status.EXCLUDED_EMOTION
     assert by["readme.jpg"].status == Status.UNLABELLED and "pattern" in by["readme.jpg"].message
-    older = DatasetConfig(raw="FACES", layout="pattern", pattern=FACES_PATTERN, emotion_codes=FACES_EMOTIONS,
-                          age_codes=FACES_AGES, age_groups=["older"])
+    older = DatasetConfig(
+        raw="FACES",
+        layout="pattern",
+        pattern=FACES_PATTERN,
+        emotion_codes=FACES_EMOTIONS,
+        age_codes=FACES_AGES,
+        age_groups=["older"],
+    )
     kept = [i for i in discover(root, "FACES-OLDER", older, LABELS) if not i.status]
     assert {i.age_group for i in kept} == {"older"} and len(kept) == 4
     assert Status.EXCLUDED_AGE_GROUP in {i.status for i in discover(root, "FACES-OLDER", older, LABELS)}
@@ -95,8 +105,10 @@ def test_csv_layout(tmp_path):
     root = tmp_path / "NIMH"
     for name in ("a.png", "b.png", "sub/c.png", "unlisted.png"):
         _image(root / name)
-    (root / "labels.csv").write_text("path,emotion,subject,age_group\na.png,anger,p1,child\nb.png,Happy,p2,\n"
-                                     "sub/c.png,sadness,p1,child\nmissing.png,Fear,p3,child\n")
+    (root / "labels.csv").write_text(
+        "path,emotion,subject,age_group\na.png,anger,p1,child\nb.png,Happy,p2,\n"
+        "sub/c.png,sadness,p1,child\nmissing.png,Fear,p3,child\n"
+    )
     ds = DatasetConfig(raw="NIMH", layout="csv", labels_file="labels.csv", age_group="adult")
     by = _by_source(discover(root, "NIMH", ds, LABELS))
     assert (by["a.png"].emotion, by["a.png"].subject, by["a.png"].age_group) == ("Angry", "p1", "child")
@@ -151,8 +163,9 @@ def test_byte_identical_images_are_used_once_and_never_with_two_labels(tmp_path)
         _image(root / f"DUP_{emotion}" / f"DUP_s1_{emotion}.png")
     shutil.copy(root / "DUP_Happy" / "DUP_s1_Happy.png", root / "DUP_Happy" / "DUP_s2_copy.png")  # same label
     shutil.copy(root / "DUP_Sad" / "DUP_s1_Sad.png", root / "DUP_Angry" / "DUP_s3_sad_as_angry.png")  # two labels
-    items = _by_source(discover(root, "DUP", DatasetConfig(raw="DUP", age_group="adult",
-                                                           subject_pattern=r"_(s\d+)_"), LABELS))
+    items = _by_source(
+        discover(root, "DUP", DatasetConfig(raw="DUP", age_group="adult", subject_pattern=r"_(s\d+)_"), LABELS)
+    )
     assert items["DUP_Happy/DUP_s1_Happy.png"].status == ""
     copy = items["DUP_Happy/DUP_s2_copy.png"]
     assert copy.status == Status.DUPLICATE and copy.message == "same bytes as DUP_Happy/DUP_s1_Happy.png"

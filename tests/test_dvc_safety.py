@@ -27,7 +27,9 @@ def victim(tmp_path: Path) -> Path:
 
 def _untouched(victim: Path) -> bool:
     return (victim / "keep.txt").read_text() == "keep" and sorted(p.name for p in victim.iterdir()) == [
-        "keep.txt", "pipe.jpg"]
+        "keep.txt",
+        "pipe.jpg",
+    ]
 
 
 def _dvc(args: list[str], project: Path):
@@ -39,11 +41,14 @@ def _dvc(args: list[str], project: Path):
         pytest.fail(f"dvc {' '.join(args)} hung for {LIMIT_S} s (it hashed something it should not)")
 
 
-@pytest.mark.parametrize("section, change", [
-    ("sample", lambda p: p["sample"]["datasets"].update({HOSTILE: "child"})),
-    ("datasets", lambda p: p["datasets"]["SAMPLE-CHILD"].update(raw=HOSTILE)),
-    ("datasets", lambda p: p["datasets"].update({HOSTILE: {"raw": "SAMPLE-CHILD", "age_group": "child"}})),
-])
+@pytest.mark.parametrize(
+    "section, change",
+    [
+        ("sample", lambda p: p["sample"]["datasets"].update({HOSTILE: "child"})),
+        ("datasets", lambda p: p["datasets"]["SAMPLE-CHILD"].update(raw=HOSTILE)),
+        ("datasets", lambda p: p["datasets"].update({HOSTILE: {"raw": "SAMPLE-CHILD", "age_group": "child"}})),
+    ],
+)
 def test_hostile_params_in_the_file_never_reach_a_path_outside_the_project(tmp_path, victim, section, change):
     project = make_project(tmp_path / "a" / "b" / "project")
     params = tiny_params()
@@ -56,11 +61,14 @@ def test_hostile_params_in_the_file_never_reach_a_path_outside_the_project(tmp_p
     assert HOSTILE not in (project / "dvc.yaml").read_text()
 
 
-@pytest.mark.parametrize("setting", [
-    f"+sample.datasets={{{HOSTILE}: child}}",  # Hydra's override grammar: '+' adds keys, unquoted
-    f"datasets.SAMPLE-CHILD.raw={HOSTILE}",
-    f"+datasets={{{HOSTILE}: {{raw: SAMPLE-CHILD, age_group: child}}}}",
-])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        f"+sample.datasets={{{HOSTILE}: child}}",  # Hydra's override grammar: '+' adds keys, unquoted
+        f"datasets.SAMPLE-CHILD.raw={HOSTILE}",
+        f"+datasets={{{HOSTILE}: {{raw: SAMPLE-CHILD, age_group: child}}}}",
+    ],
+)
 def test_hostile_values_set_by_dvc_exp_run_never_reach_a_path_outside_the_project(tmp_path, victim, setting):
     project = make_project(tmp_path / "a" / "b" / "project")
     result = _dvc(["exp", "run", "-S", setting], project)

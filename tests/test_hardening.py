@@ -131,8 +131,12 @@ def test_sigkill_during_training_then_repro_gives_identical_outputs_and_no_runni
     client = MlflowClient(f"sqlite:///{study_copy / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("fer-age-generalization").experiment_id
     started = int(time.time() * 1000)
-    repro = subprocess.Popen(["dvc", "repro", "-f", "-s", "train@SAMPLE-CHILD"], cwd=study_copy,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    repro = subprocess.Popen(
+        ["dvc", "repro", "-f", "-s", "train@SAMPLE-CHILD"],
+        cwd=study_copy,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline, killed = time.time() + 120, None
     while time.time() < deadline and killed is None and repro.poll() is None:
         for r in client.search_runs([experiment], "attributes.status = 'RUNNING' and tags.name = 'SAMPLE-CHILD'"):

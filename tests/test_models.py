@@ -83,8 +83,9 @@ def test_minixception_default_head_is_the_fer2013_model_restricted_to_the_study_
     gray = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 1)).astype("float32")
     full = original.predict(gray / 255 * 2 - 1, verbose=0)  # its own preprocessing: [-1, 1]
     chosen = full[:, study_class_indices(LABELS)]
-    np.testing.assert_allclose(ours.predict(np.repeat(gray, 3, axis=-1), verbose=0),
-                               chosen / chosen.sum(axis=1, keepdims=True), atol=1e-5)
+    np.testing.assert_allclose(
+        ours.predict(np.repeat(gray, 3, axis=-1), verbose=0), chosen / chosen.sum(axis=1, keepdims=True), atol=1e-5
+    )
 
 
 def test_class_mapping_by_emotion_name():
@@ -96,15 +97,21 @@ def test_class_mapping_by_emotion_name():
 
 def test_minixception_fine_tunes_in_a_process_that_survives():
     """Training runs in a subprocess: a segfault (as oneDNN's strided 1x1 convolution caused) fails here."""
-    script = ("import numpy as np, keras\n"
-              "from fer_age.models import build_model\n"
-              "m = build_model('minixception', 'm2', 48, ['Angry', 'Fear', 'Happy', 'Sad'], 'fer2013')\n"
-              "m.compile('adam', 'categorical_crossentropy')\n"
-              "m.fit(np.random.rand(8, 48, 48, 3).astype('float32') * 255, np.eye(4)[[0, 1, 2, 3] * 2],"
-              " epochs=1, batch_size=4, verbose=0)\n"
-              "print('trained', sum(w.size for w in m.get_weights()))\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env={"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "1", "PATH": ""})
+    script = (
+        "import numpy as np, keras\n"
+        "from fer_age.models import build_model\n"
+        "m = build_model('minixception', 'm2', 48, ['Angry', 'Fear', 'Happy', 'Sad'], 'fer2013')\n"
+        "m.compile('adam', 'categorical_crossentropy')\n"
+        "m.fit(np.random.rand(8, 48, 48, 3).astype('float32') * 255, np.eye(4)[[0, 1, 2, 3] * 2],"
+        " epochs=1, batch_size=4, verbose=0)\n"
+        "print('trained', sum(w.size for w in m.get_weights()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "1", "PATH": ""},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "trained" in result.stdout
 

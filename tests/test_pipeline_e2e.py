@@ -12,9 +12,17 @@ from mlflow import MlflowClient
 
 EXPERIMENT = "fer-age-generalization"
 DATASETS = ["SAMPLE-CHILD", "CKP", "FACES", "KIDS"]
-RESULTS = ["predictions.csv", "complet_result.csv", "cross_age_accuracy.csv", "cross_dataset_accuracy.csv",
-           "metrics.json", "report.md", "figures/cross_age_accuracy.png", "figures/confusion_matrices.png",
-           "figures/misclassified.png"]
+RESULTS = [
+    "predictions.csv",
+    "complet_result.csv",
+    "cross_age_accuracy.csv",
+    "cross_dataset_accuracy.csv",
+    "metrics.json",
+    "report.md",
+    "figures/cross_age_accuracy.png",
+    "figures/confusion_matrices.png",
+    "figures/misclassified.png",
+]
 
 
 def _client(project):
@@ -28,8 +36,17 @@ def _runs(client, query=""):
 
 def test_study_repro_runs_every_stage_and_is_up_to_date(study):
     log = (study / "repro.log").read_text()
-    for stage in ("sample@SAMPLE-CHILD", "crop@CKP", "crop@FACES", "crop@KIDS", "split@FACES", "train@KIDS", "pool",
-                  "evaluate", "explain"):
+    for stage in (
+        "sample@SAMPLE-CHILD",
+        "crop@CKP",
+        "crop@FACES",
+        "crop@KIDS",
+        "split@FACES",
+        "train@KIDS",
+        "pool",
+        "evaluate",
+        "explain",
+    ):
         assert f"Running stage '{stage}'" in log
     for name in RESULTS:
         assert (study / "results" / name).is_file(), name
@@ -48,7 +65,8 @@ def test_every_params_key_a_stage_reads_is_declared_in_its_dvc_yaml_params(study
     lock = yaml.safe_load((study / "dvc.lock").read_text())["stages"]
     records = [json.loads(line) for line in (study / "params_read.jsonl").read_text().splitlines()]
     assert {"sample@SAMPLE-CHILD", "crop@CKP", "split@FACES", "train@KIDS", "pool", "evaluate", "explain"} <= {
-        r["stage"] for r in records}
+        r["stage"] for r in records
+    }
     for record in records:
         declared = set(lock[record["stage"]]["params"]["params.yaml"])
         undeclared = [k for k in record["reads"] if not any(k == d or k.startswith(f"{d}.") for d in declared)]
@@ -83,7 +101,9 @@ def test_explain_stage_writes_maps_shares_and_a_report_section(study):
     client = _client(study)
     run = _runs(client, "tags.stage = 'train' and tags.name = 'KIDS'")[0]
     assert {a.path for a in client.list_artifacts(run.info.run_id, "explain")} == {
-        "explain/KIDS_gradcam.png", "explain/KIDS_gallery.png"}
+        "explain/KIDS_gradcam.png",
+        "explain/KIDS_gallery.png",
+    }
 
 
 def test_native_layouts_are_read_with_their_labels_subjects_and_age_groups(study):
@@ -140,7 +160,8 @@ def test_dvc_metrics_and_plots(study):
     cells = {(row["train_age_group"], row["test_age_group"]) for row in heatmap["content"]["data"]["values"]}
     assert ("child", "older") in cells and ("FER2013", "adult") in cells
     assert "results/explain/figures/KIDS_gradcam.png" in plots and not json.loads(
-        run(["dvc", "plots", "show", "--json"], study).stdout).get("errors")
+        run(["dvc", "plots", "show", "--json"], study).stdout
+    ).get("errors")
 
 
 def test_mlflow_runs_of_the_repro(study):
@@ -149,11 +170,24 @@ def test_mlflow_runs_of_the_repro(study):
     assert sorted(r.data.tags["name"] for r in training) == sorted(DATASETS)
     for r in training:
         assert r.data.params["model"] == "compactcnn" and r.data.params["img_size"] == "32"
-        for key in ("head", "epochs", "learning_rate", "batch_size", "weights", "preprocessing", "seed",
-                    "fine_tune_layers", "n_train", "n_valid", "age_group", "datasets"):
+        for key in (
+            "head",
+            "epochs",
+            "learning_rate",
+            "batch_size",
+            "weights",
+            "preprocessing",
+            "seed",
+            "fine_tune_layers",
+            "n_train",
+            "n_valid",
+            "age_group",
+            "datasets",
+        ):
             assert key in r.data.params, key
         assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "best_epoch", "best_val_accuracy"} <= set(
-            r.data.metrics)
+            r.data.metrics
+        )
         assert len(client.get_metric_history(r.info.run_id, "val_accuracy")) == 2  # epoch 0 and epoch 1
         assert len(r.data.tags["mlflow.source.git.commit"]) == 40 and r.data.tags["pipeline"]
         assert r.info.run_name.startswith(r.data.tags["name"])
@@ -169,8 +203,17 @@ def test_mlflow_runs_of_the_repro(study):
     assert not _runs(client, "attributes.status = 'RUNNING'")
 
 
-NOISE = ("cuInit", "oneDNN custom operations", "absl::InitializeLog", "cudart_stub", "Downloading artifacts",
-         "type hints", "UserWarning", "Successfully registered", "rebuild TensorFlow")
+NOISE = (
+    "cuInit",
+    "oneDNN custom operations",
+    "absl::InitializeLog",
+    "cudart_stub",
+    "Downloading artifacts",
+    "type hints",
+    "UserWarning",
+    "Successfully registered",
+    "rebuild TensorFlow",
+)
 
 
 def test_the_console_carries_no_library_noise(study):
@@ -200,14 +243,24 @@ def test_each_training_run_logs_a_usable_registered_mlflow_model(study):
     assert pyfunc.metadata.signature.inputs.to_dict()[0]["tensor-spec"]["dtype"] == "uint8"
     versions = client.search_model_versions("name = 'CompactCNN_m2_KIDS'")
     assert [(str(v.version), v.run_id) for v in versions] == [("1", run.info.run_id)]
-    inputs = {(d.dataset.name, d.dataset.digest, {t.key: t.value for t in d.tags}["mlflow.data.context"])
-              for d in client.get_run(run.info.run_id).inputs.dataset_inputs}
+    inputs = {
+        (d.dataset.name, d.dataset.digest, {t.key: t.value for t in d.tags}["mlflow.data.context"])
+        for d in client.get_run(run.info.run_id).inputs.dataset_inputs
+    }
     lock = yaml.safe_load((study / "dvc.lock").read_text())["stages"]["split@KIDS"]["outs"][0]["md5"]
     digest = lock.removesuffix(".dir")
-    assert {("KIDS/train", digest, "training"), ("KIDS/valid", digest, "validation"),
-            ("KIDS/test", digest, "testing")} <= inputs
-    assert ("FACES/test", yaml.safe_load((study / "dvc.lock").read_text())["stages"]["split@FACES"]["outs"][0][
-        "md5"].removesuffix(".dir"), "testing") in inputs
+    assert {
+        ("KIDS/train", digest, "training"),
+        ("KIDS/valid", digest, "validation"),
+        ("KIDS/test", digest, "testing"),
+    } <= inputs
+    assert (
+        "FACES/test",
+        yaml.safe_load((study / "dvc.lock").read_text())["stages"]["split@FACES"]["outs"][0]["md5"].removesuffix(
+            ".dir"
+        ),
+        "testing",
+    ) in inputs
 
 
 def test_predict_applies_a_model_to_new_files_of_every_kind(study, tmp_path, monkeypatch):
@@ -252,8 +305,9 @@ def test_changing_one_dataset_reruns_only_what_changes(study_copy):
 
 
 def test_experiment_runs_carry_the_experiment_name_and_register_a_new_version(study_copy):
-    out = run(["dvc", "exp", "run", "-n", "two-epochs", "-S", "train.epochs=2", "train@SAMPLE-CHILD"],
-              study_copy).stdout
+    out = run(
+        ["dvc", "exp", "run", "-n", "two-epochs", "-S", "train.epochs=2", "train@SAMPLE-CHILD"], study_copy
+    ).stdout
     assert "Running stage 'train@SAMPLE-CHILD'" in out
     client = _client(study_copy)
     runs = _runs(client, "params.epochs = '2' and tags.stage = 'train'")

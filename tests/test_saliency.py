@@ -72,9 +72,18 @@ def test_explain_section_draws_no_conclusion_for_a_degenerate_model():
     rows = []
     for name, own, degenerate in (("LEARNED", "adult", ""), ("CONSTANT", "adult", "predicts only 'Angry'")):
         for group, share in (("adult", 0.8), ("older", 0.2)):
-            rows += [{"model_name": name, "train_age_group": own, "test_age_group": group, "emotion": "Happy",
-                      "degenerate": degenerate, "upper_share": share + rng.uniform(-0.05, 0.05), "correct": True}
-                     for _ in range(12)]
+            rows += [
+                {
+                    "model_name": name,
+                    "train_age_group": own,
+                    "test_age_group": group,
+                    "emotion": "Happy",
+                    "degenerate": degenerate,
+                    "upper_share": share + rng.uniform(-0.05, 0.05),
+                    "correct": True,
+                }
+                for _ in range(12)
+            ]
     import pandas as pd
 
     cells = pd.DataFrame(rows)

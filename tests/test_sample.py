@@ -14,17 +14,16 @@ def _digest(folder):
 
 
 def test_layout_subjects_and_determinism(tmp_path):
-    n = generate_dataset(tmp_path / "a", "SYN", "child", LABELS, subjects=3, images_per_emotion=2,
-                         scene_size=128, seed=7)
-    generate_dataset(tmp_path / "b", "SYN", "child", LABELS, subjects=3, images_per_emotion=2,
-                     scene_size=128, seed=7)
+    n = generate_dataset(
+        tmp_path / "a", "SYN", "child", LABELS, subjects=3, images_per_emotion=2, scene_size=128, seed=7
+    )
+    generate_dataset(tmp_path / "b", "SYN", "child", LABELS, subjects=3, images_per_emotion=2, scene_size=128, seed=7)
     assert n == 3 * 4 * 2
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     items = discover(tmp_path / "a", "SYN", DatasetConfig(raw="a", age_group="child"), LABELS)
     assert sorted({i.emotion for i in items}) == LABELS
     assert {subject_id(i.path.name, r"_(s\d+)_") for i in items} == {"s00", "s01", "s02"}
-    generate_dataset(tmp_path / "c", "SYN", "child", LABELS, subjects=3, images_per_emotion=2,
-                     scene_size=128, seed=8)
+    generate_dataset(tmp_path / "c", "SYN", "child", LABELS, subjects=3, images_per_emotion=2, scene_size=128, seed=8)
     assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
 
 
@@ -47,8 +46,9 @@ def test_mtcnn_detects_the_synthetic_faces(tmp_path):
     detector = MtcnnDetector(min_confidence=0.8)
     rates = {}
     for group in ("child", "adult", "older"):
-        generate_dataset(tmp_path / group, group, group, LABELS, subjects=6, images_per_emotion=2,
-                         scene_size=224, seed=42)
+        generate_dataset(
+            tmp_path / group, group, group, LABELS, subjects=6, images_per_emotion=2, scene_size=224, seed=42
+        )
         paths = sorted((tmp_path / group).rglob("*.png"))
         images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
         found = detector.detect(images)

@@ -28,10 +28,14 @@ def _predictor(name, group, degenerate="", baseline=False):
 
 
 def _split(test, group, true):
-    return SplitImages(test, np.zeros((len(true), 4, 4, 3), np.uint8), np.array(true),
-                       [f"{i}.png" for i in range(len(true))],
-                       np.array(group if isinstance(group, list) else [group] * len(true)),
-                       np.array([f"{test}-{i}" for i in range(len(true))]))
+    return SplitImages(
+        test,
+        np.zeros((len(true), 4, 4, 3), np.uint8),
+        np.array(true),
+        [f"{i}.png" for i in range(len(true))],
+        np.array(group if isinstance(group, list) else [group] * len(true)),
+        np.array([f"{test}-{i}" for i in range(len(true))]),
+    )
 
 
 def _frame(predictor, test, group, true, predicted):
@@ -40,8 +44,9 @@ def _frame(predictor, test, group, true, predicted):
 
 def test_test_images_a_model_saw_in_training_through_another_dataset_are_marked():
     split = _split("SAMPLE-OLDER", "older", [0, 1, 2])
-    frame = prediction_frame(_predictor("SAMPLE-CHILD", "child"), split, LABELS, np.eye(4)[[0, 1, 2]],
-                             seen={"SAMPLE-OLDER-1", "elsewhere"})
+    frame = prediction_frame(
+        _predictor("SAMPLE-CHILD", "child"), split, LABELS, np.eye(4)[[0, 1, 2]], seen={"SAMPLE-OLDER-1", "elsewhere"}
+    )
     assert frame["seen_in_training"].tolist() == [False, True, False]
 
 
@@ -49,12 +54,15 @@ def test_test_images_a_model_saw_in_training_through_another_dataset_are_marked(
 def predictions():
     child, older = _predictor("SAMPLE-CHILD", "child"), _predictor("SAMPLE-OLDER", "older", "predicts only 'Angry'")
     true = [0, 0, 1, 1, 2, 2, 3, 3]
-    return pd.concat([
-        _frame(child, "SAMPLE-CHILD", "child", true, [0, 0, 1, 1, 2, 2, 3, 3]),  # 8/8
-        _frame(child, "SAMPLE-OLDER", "older", true, [0, 1, 1, 0, 2, 2, 3, 0]),  # 5/8
-        _frame(older, "SAMPLE-CHILD", "child", true, [0] * 8),  # 2/8
-        _frame(older, "SAMPLE-OLDER", "older", true, [0] * 8),  # 2/8
-    ], ignore_index=True)
+    return pd.concat(
+        [
+            _frame(child, "SAMPLE-CHILD", "child", true, [0, 0, 1, 1, 2, 2, 3, 3]),  # 8/8
+            _frame(child, "SAMPLE-OLDER", "older", true, [0, 1, 1, 0, 2, 2, 3, 0]),  # 5/8
+            _frame(older, "SAMPLE-CHILD", "child", true, [0] * 8),  # 2/8
+            _frame(older, "SAMPLE-OLDER", "older", true, [0] * 8),  # 2/8
+        ],
+        ignore_index=True,
+    )
 
 
 def _cross_age(predictions):
@@ -83,7 +91,11 @@ def test_complet_result_rows(predictions):
 def test_cross_age_table_and_headline(predictions):
     table = _cross_age(predictions)
     assert list(zip(table["train_age_group"], table["test_age_group"])) == [
-        ("child", "child"), ("child", "older"), ("older", "child"), ("older", "older")]  # params order
+        ("child", "child"),
+        ("child", "older"),
+        ("older", "child"),
+        ("older", "older"),
+    ]  # params order
     cells = table.set_index(["train_age_group", "test_age_group"])
     assert cells.loc[("child", "older"), "accuracy"] == pytest.approx(5 / 8)
     assert cells.loc[("older", "child"), "degenerate_models"] == "SAMPLE-OLDER"
@@ -101,8 +113,10 @@ def test_cross_age_table_and_headline(predictions):
 def test_slim_metrics_and_report(predictions):
     table = _cross_age(predictions)
     metrics = metrics_dict(table, headline(table, AGE_GROUPS))
-    assert metrics["cross_age"]["child_on_older"] == {"accuracy": 0.625, "macro_f1": round(
-        f1_score([0, 0, 1, 1, 2, 2, 3, 3], [0, 1, 1, 0, 2, 2, 3, 0], average="macro"), 4)}
+    assert metrics["cross_age"]["child_on_older"] == {
+        "accuracy": 0.625,
+        "macro_f1": round(f1_score([0, 0, 1, 1, 2, 2, 3, 3], [0, 1, 1, 0, 2, 2, 3, 0], average="macro"), 4),
+    }
     assert metrics["headline"]["older"] == {"own": 0.25, "other": 0.25}
     numbers = [v for cell in metrics["cross_age"].values() for v in cell.values()]
     assert len(numbers) == 8 and "cross_dataset" not in metrics
@@ -119,8 +133,9 @@ def test_each_resample_scores_as_sklearn_does():
         np.add.at(cm, y_true[idx] * 4 + y_pred[idx], 1)
         accuracy, macro_f1 = scores_from_confusions(cm[None], 4)
         assert accuracy[0] == pytest.approx(accuracy_score(y_true[idx], y_pred[idx]))
-        assert macro_f1[0] == pytest.approx(f1_score(y_true[idx], y_pred[idx], labels=range(4), average="macro",
-                                                     zero_division=0))
+        assert macro_f1[0] == pytest.approx(
+            f1_score(y_true[idx], y_pred[idx], labels=range(4), average="macro", zero_division=0)
+        )
 
 
 def test_bootstrap_is_seeded_and_brackets_the_estimate():
@@ -146,8 +161,10 @@ def test_pooled_cell_resamples_images_not_rows():
     by_image = bootstrap_scores(y_true, y_pred, images, 4, 1000, 0.95, 0)
     by_row = bootstrap_scores(y_true, y_pred, np.arange(len(y_true)), 4, 1000, 0.95, 0)  # the old method
     one_model = bootstrap_scores(true, predicted, np.arange(60), 4, 1000, 0.95, 0)
-    width = {k: r["accuracy_ci_high"] - r["accuracy_ci_low"] for k, r in
-             (("image", by_image), ("row", by_row), ("one", one_model))}
+    width = {
+        k: r["accuracy_ci_high"] - r["accuracy_ci_low"]
+        for k, r in (("image", by_image), ("row", by_row), ("one", one_model))
+    }
     assert width["row"] < 0.5 * width["image"]  # rows: about sqrt(10) times too narrow
     assert width["image"] == pytest.approx(width["one"], abs=0.03)  # as wide as the 60 images allow
     assert by_image["n"] == 600 and by_image["n_images"] == 60

@@ -26,17 +26,43 @@ def _crop_dir(tmp_path, subjects=10, per_subject=2, duplicates=True):
             for k in range(per_subject):
                 name = f"D_s{s:02d}_{emotion}_{k}"
                 Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(folder / f"{name}.png")
-                rows.append({"source": f"D_{emotion}/{name}.jpg", "emotion": emotion, "label": label,
-                             "subject": f"s{s:02d}", "age_group": "adult", "status": "cropped",
-                             "output": f"D_{emotion}_cropped/{name}.png"})
+                rows.append(
+                    {
+                        "source": f"D_{emotion}/{name}.jpg",
+                        "emotion": emotion,
+                        "label": label,
+                        "subject": f"s{s:02d}",
+                        "age_group": "adult",
+                        "status": "cropped",
+                        "output": f"D_{emotion}_cropped/{name}.png",
+                    }
+                )
         if duplicates:  # the same photo filed under another (unknown) subject name
             copy = folder / "copy_of_s00.png"
             copy.write_bytes((folder / f"D_s00_{emotion}_0.png").read_bytes())
-            rows.append({"source": f"D_{emotion}/copy.jpg", "emotion": emotion, "label": label, "subject": "",
-                         "age_group": "adult", "status": "cropped", "output": f"D_{emotion}_cropped/copy_of_s00.png"})
+            rows.append(
+                {
+                    "source": f"D_{emotion}/copy.jpg",
+                    "emotion": emotion,
+                    "label": label,
+                    "subject": "",
+                    "age_group": "adult",
+                    "status": "cropped",
+                    "output": f"D_{emotion}_cropped/copy_of_s00.png",
+                }
+            )
     for emotion in ("Disgust", "Neutral", "Surprise", "Contempt"):  # what real datasets hold besides
-        rows.append({"source": f"D_{emotion}/x.jpg", "emotion": emotion, "label": None, "subject": "",
-                     "age_group": "", "status": "excluded_emotion", "output": ""})
+        rows.append(
+            {
+                "source": f"D_{emotion}/x.jpg",
+                "emotion": emotion,
+                "label": None,
+                "subject": "",
+                "age_group": "",
+                "status": "excluded_emotion",
+                "output": "",
+            }
+        )
     pd.DataFrame(rows).to_csv(root / "crop_report.csv", index=False)
     return root
 
@@ -72,8 +98,9 @@ def test_arrays_match_manifest_and_validation_is_not_train(tmp_path):
 
 @pytest.mark.parametrize("test_size", [0.2, 0.3, 0.4])
 def test_split_fractions_are_honoured(tmp_path, test_size):
-    manifest, _ = _split(tmp_path, SplitConfig(test_size=test_size, valid_size=0.25), subjects=40, per_subject=1,
-                         duplicates=False)
+    manifest, _ = _split(
+        tmp_path, SplitConfig(test_size=test_size, valid_size=0.25), subjects=40, per_subject=1, duplicates=False
+    )
     assert (manifest["split"] == "test").mean() == pytest.approx(test_size, abs=0.03)
     rest = manifest[manifest["split"] != "test"]
     assert (rest["split"] == "valid").mean() == pytest.approx(0.25, abs=0.04)
@@ -98,8 +125,9 @@ def test_image_level_split_by_switch(tmp_path):
 
 def test_one_large_subject_does_not_swell_the_test_split(tmp_path):
     """Real data: one contributor holds half of a class (as in the real photos); fractions still hold."""
-    manifest, _ = _split(tmp_path, SplitConfig(test_size=0.2, valid_size=0.25), subjects=30, per_subject=1,
-                         duplicates=False)
+    manifest, _ = _split(
+        tmp_path, SplitConfig(test_size=0.2, valid_size=0.25), subjects=30, per_subject=1, duplicates=False
+    )
     big = manifest.index[manifest["label"] == 0][:15]
     manifest.loc[big, "subject"] = "s99"
     from fer_age.split import assign_splits

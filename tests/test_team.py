@@ -31,8 +31,13 @@ def stack(tmp_path_factory):
 def s3(stack):
     import boto3
 
-    return boto3.client("s3", endpoint_url=stack.s3_endpoint, region_name="us-east-1",
-                        aws_access_key_id=stack.access_key_id, aws_secret_access_key=stack.secret_access_key)
+    return boto3.client(
+        "s3",
+        endpoint_url=stack.s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=stack.access_key_id,
+        aws_secret_access_key=stack.secret_access_key,
+    )
 
 
 def bucket_keys(stack, prefix: str) -> list[str]:
@@ -99,8 +104,9 @@ def test_team_stack_end_to_end(stack, tmp_path, monkeypatch):
         versions = client.search_model_versions(f"name = 'CompactCNN_m2_{name}'")
         assert {v.run_id for v in versions} == {r.info.run_id for r in runs if r.data.tags["name"] == name}
         source = client.get_model_version_download_uri(versions[0].name, versions[0].version)
-        model = mlflow.artifacts.download_artifacts(source, dst_path=str(tmp_path / name),
-                                                    tracking_uri=env["MLFLOW_TRACKING_URI"])
+        model = mlflow.artifacts.download_artifacts(
+            source, dst_path=str(tmp_path / name), tracking_uri=env["MLFLOW_TRACKING_URI"]
+        )
         assert "python_function" in (Path(model) / "MLmodel").read_text()
     evaluations = client.search_runs([experiment.experiment_id], "tags.stage = 'evaluate'")
     assert len(evaluations) == 1 + len(SWEEP) and {r.info.status for r in evaluations} == {"FINISHED"}
@@ -144,23 +150,39 @@ def test_wrong_s3_credentials_name_the_remote_and_variable(stack, tmp_path):
     wrong_secret = run(["fer-age", "check-remote"], project, {**env, "AWS_SECRET_ACCESS_KEY": "wrong"}, check=False)
     assert wrong_secret.returncode == 1
     assert "DVC remote 'team'" in wrong_secret.stderr and "set AWS_SECRET_ACCESS_KEY" in wrong_secret.stderr
-    wrong_key = run(["fer-age", "check-remote", "team"], project, {**env, "AWS_ACCESS_KEY_ID": "AKIANOBODY"},
-                    check=False)
+    wrong_key = run(
+        ["fer-age", "check-remote", "team"], project, {**env, "AWS_ACCESS_KEY_ID": "AKIANOBODY"}, check=False
+    )
     assert "set AWS_ACCESS_KEY_ID" in wrong_key.stderr
     no_keys = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    missing = run(["fer-age", "check-remote"], project, check=False,
-                  env={**no_keys, "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-                       "AWS_CONFIG_FILE": str(tmp_path / "none")})
+    missing = run(
+        ["fer-age", "check-remote"],
+        project,
+        check=False,
+        env={
+            **no_keys,
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+            "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        },
+    )
     assert "has no credentials" in missing.stderr
 
 
 def test_server_down_fails_before_work(stack, tmp_path):
     project = make_project(tmp_path / "project")
-    result = run(["dvc", "repro", "split@SAMPLE-CHILD"], project,
-                 {**stack.client_env(), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}, check=False)
+    result = run(
+        ["dvc", "repro", "split@SAMPLE-CHILD"],
+        project,
+        {**stack.client_env(), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"},
+        check=False,
+    )
     assert result.returncode == 0  # stages before training need no server
-    train = run(["dvc", "repro", "train@SAMPLE-CHILD"], project,
-                {**stack.client_env(), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}, check=False)
+    train = run(
+        ["dvc", "repro", "train@SAMPLE-CHILD"],
+        project,
+        {**stack.client_env(), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"},
+        check=False,
+    )
     assert train.returncode != 0
     assert "MLflow tracking store http://127.0.0.1:9 cannot be reached" in train.stderr + train.stdout
     assert not (project / "models" / "SAMPLE-CHILD").exists()

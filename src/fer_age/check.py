@@ -29,6 +29,8 @@ def main(config: Config, args: argparse.Namespace) -> None:
         check_pipeline_vars(config, Path("dvc.yaml"))
         stale = stale_dvcignore(config, Path(".dvcignore"))
         if stale:
-            raise ConfigError(f"{len(stale)} raw entries that DVC cannot hash (FIFOs, broken or looping links, "
-                              f"names that are not UTF-8) are not in .dvcignore, e.g. {stale[0]}: `dvc repro` would "
-                              "hang or stop on them; run `fer-age pipeline` to list them there")
+            raise ConfigError(
+                f"{len(stale)} raw entries that DVC cannot hash (FIFOs, broken or looping links, "
+                f"names that are not UTF-8) are not in .dvcignore, e.g. {stale[0]}: `dvc repro` would "
+                "hang or stop on them; run `fer-age pipeline` to list them there"
+            )

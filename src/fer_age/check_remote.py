@@ -9,8 +9,12 @@ import os
 from fer_age.config import Config
 from fer_age.errors import FerAgeError
 
-REFUSED_KEY = {"InvalidAccessKeyId": "AWS_ACCESS_KEY_ID", "SignatureDoesNotMatch": "AWS_SECRET_ACCESS_KEY",
-               "InvalidToken": "AWS_SESSION_TOKEN", "ExpiredToken": "AWS_SESSION_TOKEN"}
+REFUSED_KEY = {
+    "InvalidAccessKeyId": "AWS_ACCESS_KEY_ID",
+    "SignatureDoesNotMatch": "AWS_SECRET_ACCESS_KEY",
+    "InvalidToken": "AWS_SESSION_TOKEN",
+    "ExpiredToken": "AWS_SESSION_TOKEN",
+}
 
 
 class RemoteError(FerAgeError, PermissionError):
@@ -34,22 +38,31 @@ def check_s3_remote(name: str, settings: dict) -> str:
     bucket, _, prefix = settings["url"].removeprefix("s3://").partition("/")
     endpoint = settings.get("endpointurl")
     where = f"DVC remote '{name}' ({settings['url']}{f', endpoint {endpoint}' if endpoint else ''})"
-    session = boto3.session.Session(profile_name=settings.get("profile"), region_name=settings.get("region"),
-                                    aws_access_key_id=settings.get("access_key_id"),
-                                    aws_secret_access_key=settings.get("secret_access_key"))
+    session = boto3.session.Session(
+        profile_name=settings.get("profile"),
+        region_name=settings.get("region"),
+        aws_access_key_id=settings.get("access_key_id"),
+        aws_secret_access_key=settings.get("secret_access_key"),
+    )
     try:
         session.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
     except NoCredentialsError:
-        raise RemoteError(f"{where} has no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                          f"(or AWS_PROFILE, or 'dvc remote modify --local {name} access_key_id ...')") from None
+        raise RemoteError(
+            f"{where} has no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            f"(or AWS_PROFILE, or 'dvc remote modify --local {name} access_key_id ...')"
+        ) from None
     except ClientError as err:
         code = err.response.get("Error", {}).get("Code", "")
         if code in REFUSED_KEY:
-            raise RemoteError(f"{where} refused the credentials from {credential_source(settings)} ({code}): set "
-                              f"{REFUSED_KEY[code]} to this remote's key") from None
+            raise RemoteError(
+                f"{where} refused the credentials from {credential_source(settings)} ({code}): set "
+                f"{REFUSED_KEY[code]} to this remote's key"
+            ) from None
         if code in ("AccessDenied", "403"):
-            raise RemoteError(f"{where} denies these credentials access to bucket '{bucket}' ({code}): use keys "
-                              "allowed to list, read and write it (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)") from None
+            raise RemoteError(
+                f"{where} denies these credentials access to bucket '{bucket}' ({code}): use keys "
+                "allowed to list, read and write it (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+            ) from None
         if code == "NoSuchBucket":
             raise RemoteError(f"{where}: bucket '{bucket}' does not exist") from None
         raise RemoteError(f"{where} answered {code or err}") from None

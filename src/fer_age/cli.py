@@ -22,8 +22,12 @@ from fer_age.runtime import import_tensorflow, quiet_tensorflow
 
 TENSORFLOW_STAGES = {"train", "pool", "evaluate", "explain", "predict"}
 TENSORFLOW_DETECTORS = {"mtcnn", "retinaface"}
-DATASET_STAGES = {"sample": "generate one synthetic dataset", "crop": "detect and crop the faces of one dataset",
-                  "split": "split one dataset into train/valid/test arrays", "train": "train the model of one dataset"}
+DATASET_STAGES = {
+    "sample": "generate one synthetic dataset",
+    "crop": "detect and crop the faces of one dataset",
+    "split": "split one dataset into train/valid/test arrays",
+    "train": "train the model of one dataset",
+}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
     stages = cli.add_subparsers(dest="stage", required=True, metavar="STAGE")
     stages.add_parser("check", help="validate params.yaml (and the raw folders present) and exit").set_defaults(
-        module="check")
+        module="check"
+    )
     pipeline = stages.add_parser("pipeline", help="write the datasets of params.yaml into dvc.yaml's pipeline vars")
     pipeline.add_argument("--dvc-yaml", default="dvc.yaml", help="the pipeline file (default: dvc.yaml)")
     pipeline.set_defaults(module="pipeline")
@@ -41,17 +46,20 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("dataset", help="a dataset name listed in params.yaml")
         sub.set_defaults(module=stage)
     stages.add_parser("pool", help="train the pooled (mixed-age) models of pool.models").set_defaults(module="pool")
-    stages.add_parser("evaluate", help="test every model on every dataset's test split").set_defaults(
-        module="evaluate")
+    stages.add_parser("evaluate", help="test every model on every dataset's test split").set_defaults(module="evaluate")
     stages.add_parser("explain", help="Grad-CAM maps of every model per test age group and emotion").set_defaults(
-        module="explain")
+        module="explain"
+    )
     remote = stages.add_parser("check-remote", help="try the DVC S3 remotes' credentials (before a push or pull)")
     remote.add_argument("remote", nargs="?", help="a remote name (default: every remote)")
     remote.set_defaults(module="check_remote")
     predict = stages.add_parser("predict", help="apply a trained model to new photos")
     predict.add_argument("paths", nargs="+", help="image files or folders")
-    predict.add_argument("--model", required=True, help="a trained .h5 file (with its training.json) or an "
-                                                        "MLflow model URI (runs:/..., models:/...)")
+    predict.add_argument(
+        "--model",
+        required=True,
+        help="a trained .h5 file (with its training.json) or an MLflow model URI (runs:/..., models:/...)",
+    )
     predict.add_argument("--out", default="predictions.csv", help="output CSV (default: predictions.csv)")
     predict.set_defaults(module="predict")
     return cli
@@ -90,8 +98,11 @@ def main(argv: list[str] | None = None) -> int:
             check_pipeline_vars(config, Path("dvc.yaml"))
         if os.environ.get("FER_AGE_RECORD_PARAMS"):
             record_params_read(os.environ["FER_AGE_RECORD_PARAMS"], os.environ.get("DVC_STAGE", args.stage))
-        if args.module in TENSORFLOW_STAGES or args.module == "crop" and TENSORFLOW_DETECTORS & set(
-                config.crop.detectors):
+        if (
+            args.module in TENSORFLOW_STAGES
+            or args.module == "crop"
+            and TENSORFLOW_DETECTORS & set(config.crop.detectors)
+        ):
             import_tensorflow()
         importlib.import_module(f"fer_age.{args.module}").main(config, args)
     except FerAgeError as err:  # the project's own errors: one line
@@ -102,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             print(redact(traceback.format_exc()), file=sys.stderr)
             return 1
         where = f" while writing {err.filename}" if err.filename else f" under {Path.cwd()}"
-        print(f"fer-age {args.stage}: error: the disk is full{where}: free space there, then run again",
-              file=sys.stderr)
+        print(
+            f"fer-age {args.stage}: error: the disk is full{where}: free space there, then run again", file=sys.stderr
+        )
         return 1
     except KeyboardInterrupt:
         print(f"fer-age {args.stage}: interrupted", file=sys.stderr)

@@ -69,8 +69,11 @@ class Section:
 
     def __getattribute__(self, name: str):
         value = object.__getattribute__(self, name)
-        if _reads is not None and name in getattr(type(self), "__dataclass_fields__", ()) and not isinstance(
-                value, Section):
+        if (
+            _reads is not None
+            and name in getattr(type(self), "__dataclass_fields__", ())
+            and not isinstance(value, Section)
+        ):
             key = object.__getattribute__(self, "_key")
             if not isinstance(value, Entries):  # a mapping records the entries read, see Entries
                 _note(f"{key}.{name}" if key else name)
@@ -249,8 +252,10 @@ class Config(Section):
         check_name(name, "dataset")
         datasets = self.datasets  # looked up without recording: the fields the caller reads are recorded
         if not dict.__contains__(datasets, name):
-            raise ConfigError(f"dataset '{name}' is not listed under 'datasets' in params.yaml "
-                              f"(listed: {', '.join(dict.keys(datasets))})")
+            raise ConfigError(
+                f"dataset '{name}' is not listed under 'datasets' in params.yaml "
+                f"(listed: {', '.join(dict.keys(datasets))})"
+            )
         return dict.__getitem__(datasets, name)
 
 
@@ -264,21 +269,25 @@ def shown(key: Any) -> str:
 def check_name(name: str, what: str) -> str:
     """``name`` if it is a safe file name (letters, digits, '-', '_'), else a ConfigError."""
     if not isinstance(name, str) or SAFE_NAME.fullmatch(name) is None:
-        raise ConfigError(f"{what} name {name!r} is not allowed: use 1-64 letters, digits, '-' or '_', "
-                          "starting with a letter or digit")
+        raise ConfigError(
+            f"{what} name {name!r} is not allowed: use 1-64 letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
     return name
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key written twice in one mapping (plain YAML keeps the last silently)."""
 
-    def construct_mapping(self, node, deep=False):
-        seen: dict = {}
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise ConfigError(f"'{key}' is given twice in one mapping of params.yaml (lines {seen[key]} and "
-                                  f"{key_node.start_mark.line + 1}): keep one")
+                raise ConfigError(
+                    f"'{key}' is given twice in one mapping of params.yaml (lines {seen[key]} and "
+                    f"{key_node.start_mark.line + 1}): keep one"
+                )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
@@ -296,8 +305,9 @@ def load_config(path: str | Path = "params.yaml") -> Config:
         problem = getattr(err, "problem", None) or type(err).__name__
         raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} is not a params file: its top level is a {type(data).__name__}, not a mapping "
-                          "of keys")
+        raise ConfigError(
+            f"{path} is not a params file: its top level is a {type(data).__name__}, not a mapping of keys"
+        )
     try:
         return config_from_dict(data)
     except ConfigError as err:
@@ -411,8 +421,10 @@ def _regex(pattern: str, key: str) -> re.Pattern:
 
 def _relative_inside(path: str, key: str) -> None:
     pure = PurePosixPath(path.replace("\\", "/"))
-    _check(not pure.is_absolute() and ".." not in pure.parts and str(pure) not in ("", "."),
-           f"'{key}' must be a path inside the dataset's raw folder (no '..', not absolute), got {path!r}")
+    _check(
+        not pure.is_absolute() and ".." not in pure.parts and str(pure) not in ("", "."),
+        f"'{key}' must be a path inside the dataset's raw folder (no '..', not absolute), got {path!r}",
+    )
 
 
 def _validate_dataset(name: str, ds: DatasetConfig, age_groups: list[str]) -> None:
@@ -428,8 +440,10 @@ def _validate_dataset(name: str, ds: DatasetConfig, age_groups: list[str]) -> No
     for i, group in enumerate(ds.age_groups or []):
         _check(group in age_groups, f"'{key}.age_groups[{i}]' is '{group}'; choose one of {groups}")
     if ds.subject_pattern is not None:
-        _check(_regex(ds.subject_pattern, f"{key}.subject_pattern").groups >= 1,
-               f"'{key}.subject_pattern' needs a capture group around the subject id")
+        _check(
+            _regex(ds.subject_pattern, f"{key}.subject_pattern").groups >= 1,
+            f"'{key}.subject_pattern' needs a capture group around the subject id",
+        )
     gives_age = False
     if ds.layout == "pattern":
         _check(ds.pattern is not None, f"'{key}.pattern' is required with layout 'pattern'")
@@ -445,8 +459,10 @@ def _validate_dataset(name: str, ds: DatasetConfig, age_groups: list[str]) -> No
     else:
         _check(ds.labels_file is None, f"'{key}.labels_file' is only used with layout 'csv'")
     _check(ds.peak_frames >= 1, f"'{key}.peak_frames' must be >= 1")
-    _check(ds.age_group is not None or gives_age,
-           f"'{key}.age_group' is required: layout '{ds.layout}' gives no per-image age group")
+    _check(
+        ds.age_group is not None or gives_age,
+        f"'{key}.age_group' is required: layout '{ds.layout}' gives no per-image age group",
+    )
 
 
 def _validate_split_sizes(c: Config) -> None:
@@ -454,25 +470,34 @@ def _validate_split_sizes(c: Config) -> None:
     _in_range(s.test_size, 0, 0.9, "split.test_size", open_low=True)
     _in_range(s.valid_size, 0, 0.9, "split.valid_size", open_low=True)
     train = (1 - s.test_size) * (1 - s.valid_size)
-    _check(train >= MIN_TRAIN_FRACTION - 1e-9,
-           f"'split.test_size' {s.test_size} and 'split.valid_size' {s.valid_size} leave {train:.0%} of the images "
-           f"for training; at least {MIN_TRAIN_FRACTION:.0%} must be left: lower them")
+    _check(
+        train >= MIN_TRAIN_FRACTION - 1e-9,
+        f"'split.test_size' {s.test_size} and 'split.valid_size' {s.valid_size} leave {train:.0%} of the images "
+        f"for training; at least {MIN_TRAIN_FRACTION:.0%} must be left: lower them",
+    )
     if c.sample.datasets:  # synthetic datasets: the number of subjects is known now
         counts = subjects_per_split(c.sample.subjects, s.test_size, s.valid_size)
-        _check(min(counts) >= 1, f"'sample.subjects' {c.sample.subjects} with 'split.test_size' {s.test_size} and "
-                                 f"'split.valid_size' {s.valid_size} gives test/valid/train {counts} subjects; each "
-                                 "split needs at least one: raise sample.subjects or the fractions")
+        _check(
+            min(counts) >= 1,
+            f"'sample.subjects' {c.sample.subjects} with 'split.test_size' {s.test_size} and "
+            f"'split.valid_size' {s.valid_size} gives test/valid/train {counts} subjects; each "
+            "split needs at least one: raise sample.subjects or the fractions",
+        )
 
 
 def _validate_files(c: Config, spec: ModelSpec) -> None:
     """Files that params name: a weights file the model can start from, a Haar cascade OpenCV can load."""
     weights = c.train.weights
     if weights not in ("pretrained", "imagenet", "fer2013", "none"):
-        _check(spec.weights[0] != "none",
-               f"'train.weights' is the file {weights}, but model '{c.model}' trains from scratch (it takes "
-               "'none' or 'pretrained'); choose a model with pretrained weights or remove the file")
-        _check(Path(weights).expanduser().is_file(),
-               f"'train.weights' is {weights}, which does not exist (a path relative to the project root)")
+        _check(
+            spec.weights[0] != "none",
+            f"'train.weights' is the file {weights}, but model '{c.model}' trains from scratch (it takes "
+            "'none' or 'pretrained'); choose a model with pretrained weights or remove the file",
+        )
+        _check(
+            Path(weights).expanduser().is_file(),
+            f"'train.weights' is {weights}, which does not exist (a path relative to the project root)",
+        )
     cascade = c.crop.haar_cascade
     if cascade is not None and "haar" in c.crop.detectors:
         _check(Path(cascade).expanduser().is_file(), f"'crop.haar_cascade' is {cascade}, which does not exist")
@@ -487,8 +512,10 @@ def _validate_files(c: Config, spec: ModelSpec) -> None:
 
 def _validate(c: Config) -> None:
     _in_range(c.seed, 0, MAX_SEED, "seed")
-    _check(bool(c.age_groups) and len(set(c.age_groups)) == len(c.age_groups),
-           "'age_groups' must list at least one distinct age group name")
+    _check(
+        bool(c.age_groups) and len(set(c.age_groups)) == len(c.age_groups),
+        "'age_groups' must list at least one distinct age group name",
+    )
     for i, group in enumerate(c.age_groups):
         check_name(group, f"'age_groups[{i}]'")
     _check(bool(c.datasets), "'datasets' must list at least one dataset")
@@ -496,35 +523,47 @@ def _validate(c: Config) -> None:
         _validate_dataset(name, ds, c.age_groups)
     for key, names in (("datasets", c.datasets), ("sample.datasets", c.sample.datasets)):
         for name in names:
-            _check(not name.upper().startswith("POOL"), f"'{key}.{name}': names starting with POOL are reserved "
-                                                        "for pooled models")
+            _check(
+                not name.upper().startswith("POOL"),
+                f"'{key}.{name}': names starting with POOL are reserved for pooled models",
+            )
     for name, group in c.sample.datasets.items():
         check_name(name, "'sample.datasets' dataset")
-        _check(name not in c.datasets or c.datasets[name].raw == name,
-               f"'datasets.{name}.raw' must be '{name}': the sample stage writes data/raw/{name}")
-        _check(group in c.age_groups,
-               f"'sample.datasets.{name}' is '{group}'; choose one of {', '.join(c.age_groups)}")
+        _check(
+            name not in c.datasets or c.datasets[name].raw == name,
+            f"'datasets.{name}.raw' must be '{name}': the sample stage writes data/raw/{name}",
+        )
+        _check(group in c.age_groups, f"'sample.datasets.{name}' is '{group}'; choose one of {', '.join(c.age_groups)}")
         if name in c.datasets:
-            _check(c.datasets[name].age_group == group,
-                   f"'sample.datasets.{name}' is '{group}' but 'datasets.{name}.age_group' is "
-                   f"'{c.datasets[name].age_group}'")
+            _check(
+                c.datasets[name].age_group == group,
+                f"'sample.datasets.{name}' is '{group}' but 'datasets.{name}.age_group' is "
+                f"'{c.datasets[name].age_group}'",
+            )
     _in_range(c.sample.subjects, 1, 10_000, "sample.subjects")
     _in_range(c.sample.images_per_emotion, 1, 1000, "sample.images_per_emotion")
     _in_range(c.sample.scene_size, 96, 2048, "sample.scene_size")
-    _check(len(c.labels) >= 2 and len(set(c.labels)) == len(c.labels),
-           "'labels' must hold at least two distinct emotions")
+    _check(
+        len(c.labels) >= 2 and len(set(c.labels)) == len(c.labels), "'labels' must hold at least two distinct emotions"
+    )
     canonical = [canonical_emotion(label) for label in c.labels]
     for i, emotion in enumerate(canonical):
         first = canonical.index(emotion)
-        _check(first == i, f"'labels' names one emotion twice: '{c.labels[first]}' and '{c.labels[i]}' are both "
-                           f"{emotion}; keep one")
+        _check(
+            first == i,
+            f"'labels' names one emotion twice: '{c.labels[first]}' and '{c.labels[i]}' are both {emotion}; keep one",
+        )
     _check(c.model in MODEL_NAMES, f"'model' is '{c.model}'; choose one of {', '.join(MODEL_NAMES)}")
     spec = model_spec(c.model)
     _check(c.head in HEADS, f"'head' is '{c.head}'; choose one of {', '.join(HEADS)}")
-    _check(c.head != "default" or spec.default_head,
-           f"'head' is 'default' but model '{c.model}' has no classifier of its own; choose m1 or m2")
-    _check(spec.min_img_size <= c.img_size <= MAX_IMG_SIZE,
-           f"'img_size' is {c.img_size}; allowed for model '{c.model}': [{spec.min_img_size}, {MAX_IMG_SIZE}]")
+    _check(
+        c.head != "default" or spec.default_head,
+        f"'head' is 'default' but model '{c.model}' has no classifier of its own; choose m1 or m2",
+    )
+    _check(
+        spec.min_img_size <= c.img_size <= MAX_IMG_SIZE,
+        f"'img_size' is {c.img_size}; allowed for model '{c.model}': [{spec.min_img_size}, {MAX_IMG_SIZE}]",
+    )
     cr = c.crop
     _check(bool(cr.detectors), "'crop.detectors' must name at least one detector")
     for i, det in enumerate(cr.detectors):
@@ -539,17 +578,24 @@ def _validate(c: Config) -> None:
     _validate_split_sizes(c)
     t = c.train
     named = ("pretrained", "imagenet", "fer2013", "none")
-    _check(t.weights in named or t.weights.endswith((".h5", ".keras", ".hdf5")),
-           f"'train.weights' must be one of {', '.join(named)} or a path to a .h5/.hdf5/.keras weights file")
-    _check(t.weights not in ("imagenet", "fer2013") or t.weights in spec.weights,
-           f"'train.weights' is {t.weights}, which model '{c.model}' does not have (it has: "
-           f"{', '.join(spec.weights)}; 'pretrained' picks its own)")
+    _check(
+        t.weights in named or t.weights.endswith((".h5", ".keras", ".hdf5")),
+        f"'train.weights' must be one of {', '.join(named)} or a path to a .h5/.hdf5/.keras weights file",
+    )
+    _check(
+        t.weights not in ("imagenet", "fer2013") or t.weights in spec.weights,
+        f"'train.weights' is {t.weights}, which model '{c.model}' does not have (it has: "
+        f"{', '.join(spec.weights)}; 'pretrained' picks its own)",
+    )
     _check(t.preprocessing in ("backbone", "rescale"), "'train.preprocessing' must be backbone or rescale")
     _validate_files(c, spec)
-    for key, value, high in (("epochs", t.epochs, 1000), ("batch_size", t.batch_size, 4096),
-                             ("fine_tune_layers", t.fine_tune_layers, 100_000),
-                             ("early_stopping_patience", t.early_stopping_patience, 1000),
-                             ("reduce_lr_patience", t.reduce_lr_patience, 1000)):
+    for key, value, high in (
+        ("epochs", t.epochs, 1000),
+        ("batch_size", t.batch_size, 4096),
+        ("fine_tune_layers", t.fine_tune_layers, 100_000),
+        ("early_stopping_patience", t.early_stopping_patience, 1000),
+        ("reduce_lr_patience", t.reduce_lr_patience, 1000),
+    ):
         if value is not None:
             _in_range(value, 0 if key == "fine_tune_layers" else 1, high, f"train.{key}")
     if t.learning_rate is not None:
@@ -570,6 +616,7 @@ def _validate(c: Config) -> None:
     _in_range(e.confidence_level, 0.5, 0.999, "evaluate.confidence_level", open_low=True)
     _in_range(e.gallery_size, 0, 200, "evaluate.gallery_size")
     for i, baseline in enumerate(e.baselines):
-        _check(baseline in BASELINES, f"'evaluate.baselines[{i}]' is '{baseline}'; choose one of "
-                                      f"{', '.join(BASELINES)}")
+        _check(
+            baseline in BASELINES, f"'evaluate.baselines[{i}]' is '{baseline}'; choose one of {', '.join(BASELINES)}"
+        )
     _in_range(c.explain.images_per_cell, 0, 100, "explain.images_per_cell")

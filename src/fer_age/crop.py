@@ -49,8 +49,9 @@ class CropRow:
 
     @classmethod
     def of(cls, item: RawItem) -> CropRow:
-        return cls(item.source, item.emotion, item.label, item.subject, item.age_group, item.status,
-                   message=item.message)
+        return cls(
+            item.source, item.emotion, item.label, item.subject, item.age_group, item.status, message=item.message
+        )
 
 
 def output_names(items: list[RawItem], dataset: str) -> dict[str, str]:
@@ -83,8 +84,14 @@ def _save(image: np.ndarray, path: Path) -> None:
         raise OSError(err.errno, err.strerror, str(path)) from err
 
 
-def crop_images(items: list[RawItem], rows: dict[str, CropRow], names: dict[str, str], out_dir: Path,
-                cfg: CropConfig, detectors: list[Detector]) -> None:
+def crop_images(
+    items: list[RawItem],
+    rows: dict[str, CropRow],
+    names: dict[str, str],
+    out_dir: Path,
+    cfg: CropConfig,
+    detectors: list[Detector],
+) -> None:
     """Read, detect, crop and save ``items`` (candidate images), filling in their report rows."""
     loaded = []
     for item in items:
@@ -109,8 +116,9 @@ def crop_images(items: list[RawItem], rows: dict[str, CropRow], names: dict[str,
         _save(face_crop(image, face, cfg), out_dir / row.output)
 
 
-def crop_dataset(items: list[RawItem], out_dir: Path, dataset: str, cfg: CropConfig,
-                 detectors: list[Detector]) -> pd.DataFrame:
+def crop_dataset(
+    items: list[RawItem], out_dir: Path, dataset: str, cfg: CropConfig, detectors: list[Detector]
+) -> pd.DataFrame:
     """Crop every candidate of ``items`` into ``out_dir``; return the report (one row per item)."""
     rows = {item.source: CropRow.of(item) for item in items}
     candidates = [item for item in items if not item.status]
@@ -118,10 +126,11 @@ def crop_dataset(items: list[RawItem], out_dir: Path, dataset: str, cfg: CropCon
     chunk = cfg.batch_size * LOAD_CHUNK
     with tqdm(total=len(candidates), desc=f"crop {dataset}", unit="img", disable=None) as progress:
         for start in range(0, len(candidates), chunk):
-            crop_images(candidates[start:start + chunk], rows, names, out_dir, cfg, detectors)
-            progress.update(len(candidates[start:start + chunk]))
+            crop_images(candidates[start : start + chunk], rows, names, out_dir, cfg, detectors)
+            progress.update(len(candidates[start : start + chunk]))
     return pd.DataFrame([asdict(r) for r in rows.values()], columns=REPORT_COLUMNS).astype(
-        {"label": "Int64", "x": "Int64", "y": "Int64", "width": "Int64", "height": "Int64"})
+        {"label": "Int64", "x": "Int64", "y": "Int64", "width": "Int64", "height": "Int64"}
+    )
 
 
 def summarize(report: pd.DataFrame) -> str:
@@ -137,8 +146,9 @@ def write_report(report: pd.DataFrame, out_dir: Path, dataset: str, seconds: flo
     tried = int(report["status"].isin(USABLE + (Status.NO_FACE_SKIPPED,)).sum())
     print(f"crop {dataset}: {summarize(report)} ({tried / max(seconds, 1e-9):.1f} img/s)")
     if not report["status"].isin(USABLE).any():
-        raise NoUsableImagesError(f"dataset '{dataset}': no usable image ({summarize(report) or 'no files'}); "
-                                  f"see {out_dir / CROP_REPORT}")
+        raise NoUsableImagesError(
+            f"dataset '{dataset}': no usable image ({summarize(report) or 'no files'}); see {out_dir / CROP_REPORT}"
+        )
 
 
 def main(config: Config, args: argparse.Namespace) -> None:

@@ -72,11 +72,14 @@ class DeviceInput(keras.layers.Layer):
         self.preprocess = preprocess
         layers = []
         if augment:
-            layers = [keras.layers.RandomTranslation(0.2, 0.2, fill_mode="nearest", seed=seed, dtype="float32"),
-                      keras.layers.RandomFlip("horizontal", seed=seed + 1, dtype="float32")]
+            layers = [
+                keras.layers.RandomTranslation(0.2, 0.2, fill_mode="nearest", seed=seed, dtype="float32"),
+                keras.layers.RandomFlip("horizontal", seed=seed + 1, dtype="float32"),
+            ]
             if rotation:
-                layers.append(keras.layers.RandomRotation(rotation, fill_mode="nearest", seed=seed + 3,
-                                                          dtype="float32"))
+                layers.append(
+                    keras.layers.RandomRotation(rotation, fill_mode="nearest", seed=seed + 3, dtype="float32")
+                )
             if zoom:
                 layers.append(keras.layers.RandomZoom(zoom, fill_mode="nearest", seed=seed + 4, dtype="float32"))
         self.augmentation = keras.Sequential(layers) if layers else None
@@ -90,14 +93,14 @@ class DeviceInput(keras.layers.Layer):
         images = keras.ops.cast(images, "float32")
         if training and self.augmentation is not None:
             images = self.augmentation(images, training=True)
-            factor = keras.random.uniform((keras.ops.shape(images)[0], 1, 1, 1), 0.5, 1.5,
-                                          seed=self.brightness_seed)
+            factor = keras.random.uniform((keras.ops.shape(images)[0], 1, 1, 1), 0.5, 1.5, seed=self.brightness_seed)
             images = keras.ops.clip(images * factor, 0.0, 255.0)
         return self.preprocess(images)
 
 
-def with_device_input(model: keras.Model, preprocess: Callable, seed: int, augment: bool, rotation: float = 0.0,
-                      zoom: float = 0.0) -> keras.Model:
+def with_device_input(
+    model: keras.Model, preprocess: Callable, seed: int, augment: bool, rotation: float = 0.0, zoom: float = 0.0
+) -> keras.Model:
     """``model`` behind a ``DeviceInput``: the model to fit on raw uint8 batches (``make_dataset(..., None, ...)``).
 
     It shares ``model``'s weights (and has no others), so fitting it trains ``model``.
@@ -107,9 +110,16 @@ def with_device_input(model: keras.Model, preprocess: Callable, seed: int, augme
     return keras.Model(inputs, model(device_input(inputs)), name=f"{model.name}_fit")
 
 
-def make_dataset(images: np.ndarray | StackedImages, labels: np.ndarray, batch_size: int, preprocess: Callable | None,
-                 n_classes: int, training: bool = False, seed: int = 42,
-                 class_weights: np.ndarray | None = None) -> tf.data.Dataset:
+def make_dataset(
+    images: np.ndarray | StackedImages,
+    labels: np.ndarray,
+    batch_size: int,
+    preprocess: Callable | None,
+    n_classes: int,
+    training: bool = False,
+    seed: int = 42,
+    class_weights: np.ndarray | None = None,
+) -> tf.data.Dataset:
     """Batches of (images, one-hot labels[, sample weights]), shuffled when training.
 
     ``preprocess`` None: the raw uint8 images, for a model with a ``DeviceInput``; else float32 images mapped by

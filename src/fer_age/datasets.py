@@ -116,8 +116,11 @@ def read_folders(root: Path, files: list[str], ds: DatasetConfig, name: str):
     reading = Reading()
     for source in files:
         parts = PurePosixPath(source).parts
-        reading.annotations[source] = (Annotation(folder_emotion(parts[0])) if len(parts) > 1 else
-                                       "at the top of the raw folder, outside any <NAME>_<Emotion>/ folder")
+        reading.annotations[source] = (
+            Annotation(folder_emotion(parts[0]))
+            if len(parts) > 1
+            else "at the top of the raw folder, outside any <NAME>_<Emotion>/ folder"
+        )
     return reading
 
 
@@ -194,13 +197,16 @@ def read_csv(root: Path, files: list[str], ds: DatasetConfig, name: str):
         raise FerAgeError(f"datasets.{name}.labels_file {path} is not a readable CSV file: {err}") from None
     missing = {"path", "emotion"} - set(table.columns)
     if missing:
-        raise FerAgeError(f"datasets.{name}.labels_file {path} lacks the column(s) {', '.join(sorted(missing))} "
-                          f"(has: {', '.join(table.columns)})")
+        raise FerAgeError(
+            f"datasets.{name}.labels_file {path} lacks the column(s) {', '.join(sorted(missing))} "
+            f"(has: {', '.join(table.columns)})"
+        )
     table["path"] = [str(PurePosixPath(p.strip().replace("\\", "/"))) for p in table["path"]]
     annotations: dict[str, Annotation | str] = {}
     for source, rows in table.groupby("path", sort=True):
-        records = {(r.get("emotion", ""), r.get("subject", ""), r.get("age_group", ""))
-                   for r in rows.to_dict("records")}
+        records = {
+            (r.get("emotion", ""), r.get("subject", ""), r.get("age_group", "")) for r in rows.to_dict("records")
+        }
         if len(records) > 1:
             annotations[source] = f"listed {len(rows)} times in {labels_file} with different values"
             continue
@@ -219,8 +225,12 @@ def read_csv(root: Path, files: list[str], ds: DatasetConfig, name: str):
     return reading
 
 
-LAYOUT_READERS: dict[str, LayoutReader] = {"folders": read_folders, "ckplus": read_ckplus, "pattern": read_pattern,
-                                           "csv": read_csv}
+LAYOUT_READERS: dict[str, LayoutReader] = {
+    "folders": read_folders,
+    "ckplus": read_ckplus,
+    "pattern": read_pattern,
+    "csv": read_csv,
+}
 
 
 def subject_id(filename: str, pattern: str | None) -> str:
@@ -238,7 +248,8 @@ def discover(root: Path, name: str, ds: DatasetConfig, labels: list[str]) -> lis
     if not root.is_dir():
         raise MissingInputError(
             f"raw folder '{root}' of dataset '{name}' does not exist: put the dataset there in its "
-            f"'{ds.layout}' layout (see README) and run `dvc add {root}`")
+            f"'{ds.layout}' layout (see README) and run `dvc add {root}`"
+        )
     files, others = walk(root)
     reading = LAYOUT_READERS[ds.layout](root, files, ds, name)
     wanted = {canonical_emotion(label): i for i, label in enumerate(labels)}
@@ -249,9 +260,12 @@ def discover(root: Path, name: str, ds: DatasetConfig, labels: list[str]) -> lis
             items.append(replace(item, status=Status.METADATA, message=reading.metadata[source]))
         elif not is_image(source):
             suffix = PurePosixPath(source).suffix.lower() or "(none)"
-            message = (f"{suffix} images need the {NEEDS_PLUGIN[suffix]} plugin, which the pipeline does not "
-                       "install: convert them to PNG or JPEG" if suffix in NEEDS_PLUGIN else
-                       f"extension {suffix} is not an image type")
+            message = (
+                f"{suffix} images need the {NEEDS_PLUGIN[suffix]} plugin, which the pipeline does not "
+                "install: convert them to PNG or JPEG"
+                if suffix in NEEDS_PLUGIN
+                else f"extension {suffix} is not an image type"
+            )
             items.append(replace(item, status=Status.NOT_AN_IMAGE, message=message))
         else:
             items.append(_label(item, reading.annotations.get(source, "no label"), ds, name, wanted))
@@ -299,11 +313,13 @@ def printable(source: str) -> str:
     return source.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _label(item: RawItem, annotation: Annotation | str, ds: DatasetConfig, name: str,
-           wanted: dict[str, int]) -> RawItem:
+def _label(
+    item: RawItem, annotation: Annotation | str, ds: DatasetConfig, name: str, wanted: dict[str, int]
+) -> RawItem:
     if annotation == Status.NOT_PEAK_FRAME:
-        return replace(item, status=Status.NOT_PEAK_FRAME,
-                       message=f"before the last {ds.peak_frames} frames of its sequence")
+        return replace(
+            item, status=Status.NOT_PEAK_FRAME, message=f"before the last {ds.peak_frames} frames of its sequence"
+        )
     if isinstance(annotation, str):
         return replace(item, status=Status.UNLABELLED, message=annotation)
     emotion = canonical_emotion(annotation.emotion)
@@ -313,11 +329,15 @@ def _label(item: RawItem, annotation: Annotation | str, ds: DatasetConfig, name:
     if item.label is None:
         return replace(item, status=Status.EXCLUDED_EMOTION, message=f"emotion '{emotion}' is not in params labels")
     if not age:
-        return replace(item, status=Status.UNLABELLED,
-                       message=f"no age group (set datasets.{name}.age_group or give one per image)")
+        return replace(
+            item,
+            status=Status.UNLABELLED,
+            message=f"no age group (set datasets.{name}.age_group or give one per image)",
+        )
     if ds.age_groups is not None and age not in ds.age_groups:
-        return replace(item, status=Status.EXCLUDED_AGE_GROUP,
-                       message=f"age group '{age}' is not in datasets.{name}.age_groups")
+        return replace(
+            item, status=Status.EXCLUDED_AGE_GROUP, message=f"age group '{age}' is not in datasets.{name}.age_groups"
+        )
     return item
 
 
@@ -330,6 +350,8 @@ def check_labels(items: list[RawItem], labels: list[str], name: str) -> None:
     empty = [label for i, label in enumerate(labels) if counts[i] == 0]
     if empty:
         found = sorted({i.emotion for i in items if i.emotion})
-        raise ConfigError(f"'labels' lists {', '.join(empty)}, but dataset '{name}' has no image of it "
-                          f"(emotions found: {', '.join(found) or 'none'}); remove it from 'labels' or fix "
-                          f"datasets.{name}")
+        raise ConfigError(
+            f"'labels' lists {', '.join(empty)}, but dataset '{name}' has no image of it "
+            f"(emotions found: {', '.join(found) or 'none'}); remove it from 'labels' or fix "
+            f"datasets.{name}"
+        )

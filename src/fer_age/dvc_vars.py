@@ -22,18 +22,19 @@ BEGIN = "  # BEGIN fer-age pipeline: written by `fer-age pipeline` from params.y
 END = "  # END fer-age pipeline"
 BLOCK = re.compile(rf"^{re.escape(BEGIN)}\n(?P<body>.*?)^{re.escape(END)}$", re.S | re.M)
 
+
 def pipeline_vars(config: Config) -> dict[str, Any]:
     """What dvc.yaml's stages iterate over: each study dataset's raw folder, and the synthetic datasets."""
-    return {"datasets": {name: ds.raw for name, ds in config.datasets.items()},
-            "samples": list(config.sample.datasets)}
+    return {"datasets": {name: ds.raw for name, ds in config.datasets.items()}, "samples": list(config.sample.datasets)}
 
 
 def read_pipeline_vars(dvc_yaml: Path) -> dict[str, Any]:
     """The ``pipeline`` vars block of ``dvc_yaml``, or a ConfigError saying it is missing."""
     match = BLOCK.search(dvc_yaml.read_text()) if dvc_yaml.is_file() else None
     if match is None:
-        raise ConfigError(f"{dvc_yaml} has no fer-age pipeline block (vars between '{BEGIN.strip()}' and "
-                          f"'{END.strip()}')")
+        raise ConfigError(
+            f"{dvc_yaml} has no fer-age pipeline block (vars between '{BEGIN.strip()}' and '{END.strip()}')"
+        )
     (entry,) = yaml.safe_load(match["body"])
     return entry["pipeline"]
 
@@ -63,11 +64,17 @@ def check_pipeline_vars(config: Config, dvc_yaml: Path) -> None:
     """A ConfigError naming what differs when dvc.yaml's block disagrees with params.yaml."""
     written, wanted = read_pipeline_vars(dvc_yaml), pipeline_vars(config)
     if written != wanted:
-        differences = [f"{key}: params.yaml {_show(wanted[key])}, dvc.yaml {_show(written.get(key))}"
-                       for key in wanted if written.get(key) != wanted[key]]
-        raise ConfigError("the datasets of params.yaml and dvc.yaml's pipeline vars differ ("
-                          + "; ".join(differences) + "): run `fer-age pipeline` to write them into dvc.yaml, "
-                          "then `dvc repro`")
+        differences = [
+            f"{key}: params.yaml {_show(wanted[key])}, dvc.yaml {_show(written.get(key))}"
+            for key in wanted
+            if written.get(key) != wanted[key]
+        ]
+        raise ConfigError(
+            "the datasets of params.yaml and dvc.yaml's pipeline vars differ ("
+            + "; ".join(differences)
+            + "): run `fer-age pipeline` to write them into dvc.yaml, "
+            "then `dvc repro`"
+        )
 
 
 def _show(value: Any) -> str:

@@ -21,17 +21,32 @@ SECTION = "report.md"
 
 def select_images(tests: dict[str, SplitImages], per_cell: int, seed: int) -> pd.DataFrame:
     """Up to ``per_cell`` test images per test age group and label, drawn with ``seed``; the same for every model."""
-    pool = pd.concat([pd.DataFrame({"test_dataset": name, "index": np.arange(len(t.labels)), "label": t.labels,
-                                    "test_age_group": t.age_groups, "source": t.sources}) for name, t in tests.items()],
-                     ignore_index=True)
+    pool = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "test_dataset": name,
+                    "index": np.arange(len(t.labels)),
+                    "label": t.labels,
+                    "test_age_group": t.age_groups,
+                    "source": t.sources,
+                }
+            )
+            for name, t in tests.items()
+        ],
+        ignore_index=True,
+    )
     rng = np.random.default_rng(seed)
-    chosen = [cell.iloc[np.sort(rng.choice(len(cell), min(per_cell, len(cell)), replace=False))]
-              for _, cell in pool.groupby(["test_age_group", "label"], sort=True)]
+    chosen = [
+        cell.iloc[np.sort(rng.choice(len(cell), min(per_cell, len(cell)), replace=False))]
+        for _, cell in pool.groupby(["test_age_group", "label"], sort=True)
+    ]
     return pd.concat(chosen, ignore_index=True)
 
 
-def explain_model(predictor: Predictor, images: np.ndarray, chosen: pd.DataFrame, labels: list[str]) -> tuple[
-        pd.DataFrame, np.ndarray]:
+def explain_model(
+    predictor: Predictor, images: np.ndarray, chosen: pd.DataFrame, labels: list[str]
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Per chosen image: prediction, correctness and upper-face share of the Grad-CAM map; and the maps."""
     from fer_age.models import preprocessing_fn
 
@@ -41,23 +56,33 @@ def explain_model(predictor: Predictor, images: np.ndarray, chosen: pd.DataFrame
     x = np.asarray(preprocessing_fn(info.model, info.preprocessing)(images.astype(np.float32)))
     predicted = model.predict(x, verbose=0).argmax(axis=1)
     maps = gradcam(model, layer, x, predicted)
-    cells = chosen.assign(model_name=info.name, train_age_group=info.age_group, degenerate=info.degenerate,
-                          predicted=predicted,
-                          correct=predicted == chosen["label"].to_numpy(), upper_share=upper_face_share(maps),
-                          emotion=[labels[i] for i in chosen["label"]])
+    cells = chosen.assign(
+        model_name=info.name,
+        train_age_group=info.age_group,
+        degenerate=info.degenerate,
+        predicted=predicted,
+        correct=predicted == chosen["label"].to_numpy(),
+        upper_share=upper_face_share(maps),
+        emotion=[labels[i] for i in chosen["label"]],
+    )
     return cells, maps
 
 
-def section(cells: pd.DataFrame, table: pd.DataFrame, age_groups: list[str], samples: int, level: float,
-            seed: int) -> str:
+def section(
+    cells: pd.DataFrame, table: pd.DataFrame, age_groups: list[str], samples: int, level: float, seed: int
+) -> str:
     """The report section: per model, the upper-face share per test age group and its difference from the share
     on the model's own group, each with a bootstrap CI over images. A model flagged degenerate at training gets
     its shares but no verdict: where a model that learned nothing looks says nothing about age groups."""
     overall = table[table["emotion"] == "all"]
-    lines = ["# Where the models look", "",
-             f"Share of Grad-CAM saliency on the upper face (eyes, brows: the crop's upper half) with {level:.0%} "
-             "bootstrap CIs over images; the rest falls on the lower face (nose, mouth). For other age groups, the "
-             "difference from the model's own group, with its CI (each group's images resampled).", ""]
+    lines = [
+        "# Where the models look",
+        "",
+        f"Share of Grad-CAM saliency on the upper face (eyes, brows: the crop's upper half) with {level:.0%} "
+        "bootstrap CIs over images; the rest falls on the lower face (nose, mouth). For other age groups, the "
+        "difference from the model's own group, with its CI (each group's images resampled).",
+        "",
+    ]
     for name, part in overall.groupby("model_name", sort=False):
         by_group = part.set_index("test_age_group")
         own_group = part["train_age_group"].iat[0]
@@ -72,10 +97,16 @@ def section(cells: pd.DataFrame, table: pd.DataFrame, age_groups: list[str], sam
             if group == own_group:
                 text += " (own group)"
             elif own_group in by_group.index and not degenerate:
-                diff, low, high = bootstrap_difference(shares.get_group(group).to_numpy(),
-                                                       shares.get_group(own_group).to_numpy(), samples, level, seed)
-                verdict = ("not clearly different" if low <= 0 <= high else
-                           "more on the upper face" if low > 0 else "more on the lower face")
+                diff, low, high = bootstrap_difference(
+                    shares.get_group(group).to_numpy(), shares.get_group(own_group).to_numpy(), samples, level, seed
+                )
+                verdict = (
+                    "not clearly different"
+                    if low <= 0 <= high
+                    else "more on the upper face"
+                    if low > 0
+                    else "more on the lower face"
+                )
                 text += f"; {diff:+.2f} [{low:+.2f}, {high:+.2f}] against {own_group}: {verdict}"
             lines.append(f"  - on {group} test images: {text}")
     return "\n".join(lines) + "\n"

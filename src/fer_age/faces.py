@@ -90,7 +90,7 @@ class MtcnnDetector:
             buckets[bucket_shape(image.shape)].append(i)
         for shape, members in sorted(buckets.items()):
             for start in range(0, len(members), self.batch_size):
-                chunk = members[start:start + self.batch_size]
+                chunk = members[start : start + self.batch_size]
                 found = self.model.detect_faces([pad_to(images[i], shape) for i in chunk])
                 for i, faces in zip(chunk, found):
                     results[i] = [_mtcnn_face(f) for f in faces if f["confidence"] >= self.min_confidence]
@@ -110,8 +110,9 @@ def bucket_shape(shape: tuple[int, ...]) -> tuple[int, int]:
 def pad_to(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """``image`` padded at the bottom and right with mid-grey to ``shape`` (coordinates unchanged)."""
     height, width = image.shape[:2]
-    return cv2.copyMakeBorder(image, 0, shape[0] - height, 0, shape[1] - width, cv2.BORDER_CONSTANT,
-                              value=(127, 127, 127))
+    return cv2.copyMakeBorder(
+        image, 0, shape[0] - height, 0, shape[1] - width, cv2.BORDER_CONSTANT, value=(127, 127, 127)
+    )
 
 
 def _mtcnn_face(found: dict) -> Face:
@@ -125,11 +126,13 @@ def _mtcnn_face(found: dict) -> Face:
 def quantized(face: Face) -> Face:
     """``face`` with confidence to 2 decimals and eyes to 0.1 px: the last bits of a detector's floats vary
     with batch size and CPU, and should not change a crop."""
+
     def point(p):
         return None if p is None else (round(p[0], 1), round(p[1], 1))
 
-    return replace(face, confidence=round(face.confidence, 2), left_eye=point(face.left_eye),
-                   right_eye=point(face.right_eye))
+    return replace(
+        face, confidence=round(face.confidence, 2), left_eye=point(face.left_eye), right_eye=point(face.right_eye)
+    )
 
 
 class HaarDetector:
@@ -144,7 +147,8 @@ class HaarDetector:
                 f"Haar cascade file not found ({path or HAAR_FILE}). Install an OpenCV 4.x wheel "
                 "(opencv-contrib-python-headless<5 ships it in cv2.data), or download "
                 f"{HAAR_FILE} from the OpenCV repository (data/haarcascades/) and set "
-                "'crop.haar_cascade' in params.yaml to its path.")
+                "'crop.haar_cascade' in params.yaml to its path."
+            )
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
             raise DetectorUnavailableError(f"OpenCV could not load the Haar cascade {path}")
@@ -160,7 +164,7 @@ class HaarDetector:
             gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
             faces = []
             for x, y, w, h in self._find(gray, 1 / 6):
-                if self._find(gray[y:y + h, x:x + w], 1 / 2):  # the original's confirmation pass
+                if self._find(gray[y : y + h, x : x + w], 1 / 2):  # the original's confirmation pass
                     faces.append(Face((x, y, w, h), 1.0))
             results.append(faces)
         return results
@@ -191,17 +195,19 @@ class RetinaFaceDetector:
                 f"RetinaFace weights could not be loaded or downloaded. Download retinaface.h5 "
                 "(github.com/serengil/deepface_models releases, v1.0) on a machine with internet and "
                 f"place it at {weights} (the folder follows $DEEPFACE_HOME), or use another "
-                f"detector in 'crop.detectors'. Cause: {err}") from err
+                f"detector in 'crop.detectors'. Cause: {err}"
+            ) from err
 
     def detect(self, images: list[np.ndarray]) -> list[list[Face]]:
         results = []
         for image in images:
             found = self.api.detect_faces(image[..., ::-1].copy(), threshold=self.min_confidence, model=self.model)
             faces = []
-            for f in (found.values() if isinstance(found, dict) else []):
+            for f in found.values() if isinstance(found, dict) else []:
                 x1, y1, x2, y2 = (int(v) for v in f["facial_area"])
-                left, right = sorted((float(f["landmarks"][k][0]), float(f["landmarks"][k][1]))
-                                     for k in ("left_eye", "right_eye"))
+                left, right = sorted(
+                    (float(f["landmarks"][k][0]), float(f["landmarks"][k][1])) for k in ("left_eye", "right_eye")
+                )
                 faces.append(quantized(Face((x1, y1, x2 - x1, y2 - y1), float(f["score"]), left, right)))
             results.append(faces)
         return results
@@ -288,9 +294,11 @@ def load_image(path: Path, max_pixels: int = 200_000_000) -> np.ndarray:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as opened:
                 if opened.width * opened.height > max_pixels:
-                    raise ImageTooLargeError(f"{opened.width}x{opened.height} = {opened.width * opened.height:,} "
-                                             f"pixels is above crop.max_pixels {max_pixels:,} (decompression-bomb "
-                                             "guard)")
+                    raise ImageTooLargeError(
+                        f"{opened.width}x{opened.height} = {opened.width * opened.height:,} "
+                        f"pixels is above crop.max_pixels {max_pixels:,} (decompression-bomb "
+                        "guard)"
+                    )
                 opened.load()
                 image = ImageOps.exif_transpose(opened)
     finally:

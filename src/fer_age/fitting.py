@@ -55,15 +55,25 @@ class Hyperparameters:
         weights = spec.weights[0] if t.weights == "pretrained" else t.weights
         starts_as_classifier = config.head == "default" and weights != "none"
         return cls(
-            model=config.model, head=config.head, img_size=config.img_size,
-            epochs=t.epochs or spec.epochs, learning_rate=t.learning_rate or spec.learning_rate,
-            batch_size=t.batch_size or spec.batch_size, weights=weights,
+            model=config.model,
+            head=config.head,
+            img_size=config.img_size,
+            epochs=t.epochs or spec.epochs,
+            learning_rate=t.learning_rate or spec.learning_rate,
+            batch_size=t.batch_size or spec.batch_size,
+            weights=weights,
             preprocessing=preprocessing_mode(config.model, t.preprocessing),
             fine_tune_layers=t.fine_tune_layers if t.fine_tune_layers is not None else spec.fine_tune_layers,
-            seed=config.seed, augment=t.augment, class_weights=t.class_weights,
-            rotation=spec.rotation if t.rotation is None else t.rotation, zoom=spec.zoom if t.zoom is None else t.zoom,
-            label_smoothing=t.label_smoothing, monitor=t.monitor, mixed_precision=t.mixed_precision,
-            interpolation=tuple(t.interpolation) if starts_as_classifier else ())
+            seed=config.seed,
+            augment=t.augment,
+            class_weights=t.class_weights,
+            rotation=spec.rotation if t.rotation is None else t.rotation,
+            zoom=spec.zoom if t.zoom is None else t.zoom,
+            label_smoothing=t.label_smoothing,
+            monitor=t.monitor,
+            mixed_precision=t.mixed_precision,
+            interpolation=tuple(t.interpolation) if starts_as_classifier else (),
+        )
 
 
 @dataclass
@@ -170,20 +180,33 @@ def _callbacks(config: Config, monitor: str, records: list[dict], initial: dict[
     return [
         BestEpoch(),
         keras.callbacks.EarlyStopping(monitor=monitor, mode="max", min_delta=5e-5, patience=t.early_stopping_patience),
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=t.reduce_lr_factor,
-                                          patience=t.reduce_lr_patience, min_lr=t.min_learning_rate),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor,
+            mode="max",
+            factor=t.reduce_lr_factor,
+            patience=t.reduce_lr_patience,
+            min_lr=t.min_learning_rate,
+        ),
     ]
 
 
 def interpolate(start: list[np.ndarray], fitted: list[np.ndarray], alpha: float) -> list[np.ndarray]:
     """Weights ``(1 - alpha) * start + alpha * fitted`` (floating-point arrays only; others stay fitted)."""
-    return [(1 - alpha) * s + alpha * f if np.issubdtype(f.dtype, np.floating) else f
-            for s, f in zip(start, fitted, strict=True)]
+    return [
+        (1 - alpha) * s + alpha * f if np.issubdtype(f.dtype, np.floating) else f
+        for s, f in zip(start, fitted, strict=True)
+    ]
 
 
-def choose_interpolation(model, start: list[np.ndarray], valid_ds, monitor: str, alphas: tuple[float, ...],
-                         fitted_metrics: dict[str, float], n_classes: int
-                         ) -> tuple[float, dict[str, float], dict[float, float]]:
+def choose_interpolation(
+    model,
+    start: list[np.ndarray],
+    valid_ds,
+    monitor: str,
+    alphas: tuple[float, ...],
+    fitted_metrics: dict[str, float],
+    n_classes: int,
+) -> tuple[float, dict[str, float], dict[float, float]]:
     """Weight-space ensembling of the starting and the fitted classifier (WiSE-FT, Wortsman et al. 2022).
 
     Each ``alpha`` is scored on validation; the model keeps the best one by :func:`selection_key`, the fitted
@@ -222,18 +245,22 @@ def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResul
     x_valid, y_valid = load_splits(split_dirs, "valid")
     weights = balanced_class_weights(y_train, n_classes) if hp.class_weights else None
     # raw uint8 batches: augmentation and preprocessing run on the device, in the model being fitted
-    train_ds = make_dataset(x_train, y_train, hp.batch_size, None, n_classes, training=True, seed=hp.seed,
-                            class_weights=weights)
+    train_ds = make_dataset(
+        x_train, y_train, hp.batch_size, None, n_classes, training=True, seed=hp.seed, class_weights=weights
+    )
     valid_ds = make_dataset(x_valid, y_valid, hp.batch_size, None, n_classes)
     gpus = tf.config.list_physical_devices("GPU")
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     with strategy.scope():
         classifier = build_model(hp.model, hp.head, hp.img_size, config.labels, hp.weights, hp.fine_tune_layers)
-        model = with_device_input(classifier, preprocessing_fn(hp.model, hp.preprocessing), hp.seed, hp.augment,
-                                  hp.rotation, hp.zoom)
-        model.compile(optimizer=keras.optimizers.Adam(hp.learning_rate, beta_1=0.9, beta_2=0.999),
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
-                      metrics=["accuracy", argmax_macro_f1(n_classes)])
+        model = with_device_input(
+            classifier, preprocessing_fn(hp.model, hp.preprocessing), hp.seed, hp.augment, hp.rotation, hp.zoom
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(hp.learning_rate, beta_1=0.9, beta_2=0.999),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
+            metrics=["accuracy", argmax_macro_f1(n_classes)],
+        )
     initial = {k: float(v) for k, v in model.evaluate(valid_ds, verbose=0, return_dict=True).items()}
     mlflow.log_metrics({f"val_{k}": v for k, v in initial.items()}, step=0)
     records: list[dict] = []
@@ -241,17 +268,28 @@ def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResul
     start = model.get_weights() if hp.interpolation else []  # a copy of the weights only where it is used
     model.fit(train_ds, validation_data=valid_ds, epochs=hp.epochs, callbacks=callbacks, verbose=2, shuffle=False)
     best = callbacks[0]
-    alpha, best_metrics, tried = choose_interpolation(model, start, valid_ds, hp.monitor,
-                                                      hp.interpolation, best.best, n_classes)
+    alpha, best_metrics, tried = choose_interpolation(
+        model, start, valid_ds, hp.monitor, hp.interpolation, best.best, n_classes
+    )
     for tried_alpha, score in tried.items():
         mlflow.log_metric(f"interpolated_{hp.monitor}", score, step=round(tried_alpha * 100))
     y_pred = model.predict(valid_ds, verbose=0).argmax(axis=1)
-    return FitResult(classifier, best.best_epoch, best_metrics, alpha, pd.DataFrame(records), len(y_train),
-                     len(y_valid), y_valid, y_pred)
+    return FitResult(
+        classifier,
+        best.best_epoch,
+        best_metrics,
+        alpha,
+        pd.DataFrame(records),
+        len(y_train),
+        len(y_valid),
+        y_valid,
+        y_pred,
+    )
 
 
-def train_and_track(config: Config, name: str, split_dirs: list[Path], models_base: Path, history_dir: Path,
-                    stage: str) -> TrainingInfo:
+def train_and_track(
+    config: Config, name: str, split_dirs: list[Path], models_base: Path, history_dir: Path, stage: str
+) -> TrainingInfo:
     """Validate inputs, reach the store and start the run, then clear ``models_base/name`` and train into it.
 
     The per-epoch history goes to ``history_dir/<name>.csv``.
@@ -270,8 +308,9 @@ def train_and_track(config: Config, name: str, split_dirs: list[Path], models_ba
     age_group = name if len(split_dirs) > 1 else age_group_label(manifests, config.age_groups)
     datasets = [d.name for d in split_dirs]
     experiment_id = connect(config.tracking.experiment)
-    tags = run_tags(stage=stage, name=name, dataset=",".join(datasets), age_group=age_group, model=hp.model,
-                    head=hp.head)
+    tags = run_tags(
+        stage=stage, name=name, dataset=",".join(datasets), age_group=age_group, model=hp.model, head=hp.head
+    )
     with tracked_run(experiment_id, f"{name} · {spec.display_name} {hp.head}", tags):
         out_dir = fresh_dir(models_base, name)
         mlflow.log_params({**asdict(hp), "datasets": ",".join(datasets), "age_group": age_group})
@@ -285,25 +324,53 @@ def train_and_track(config: Config, name: str, split_dirs: list[Path], models_ba
         plot_history(result.history, f"{spec.display_name} {hp.head} on {name}", figure, result.best_epoch)
         reason = degenerate_reason(result.y_valid, result.y_pred, config.labels)
         if reason:
-            print(f"WARNING: the {spec.display_name} model trained on {name} is degenerate: {reason}. "
-                  "Its evaluation rows will be flagged.")
-        info = TrainingInfo(name, datasets, age_group, hp.model, hp.head, model_path.name, hp.preprocessing,
-                            hp.img_size, list(config.labels), len(result.history), result.best_epoch, reason,
-                            {k: round(v, 6) for k, v in result.best_metrics.items()})
+            print(
+                f"WARNING: the {spec.display_name} model trained on {name} is degenerate: {reason}. "
+                "Its evaluation rows will be flagged."
+            )
+        info = TrainingInfo(
+            name,
+            datasets,
+            age_group,
+            hp.model,
+            hp.head,
+            model_path.name,
+            hp.preprocessing,
+            hp.img_size,
+            list(config.labels),
+            len(result.history),
+            result.best_epoch,
+            reason,
+            {k: round(v, 6) for k, v in result.best_metrics.items()},
+        )
         info.save(out_dir)
         best_metrics = {f"best_{k}": v for k, v in result.best_metrics.items()}
         mlflow.log_metrics({"best_epoch": result.best_epoch, "interpolation_alpha": result.alpha, **best_metrics})
         mlflow.log_artifact(str(figure), "figures")
         log_split_inputs(split_dirs, {"train": "training", "valid": "validation"})
-        version = log_model(model_path, model_path.stem, list(config.labels), hp.img_size, config.crop.grayscale,
-                            serving_preprocessing(hp.model, hp.preprocessing),
-                            np.asarray(load_splits(split_dirs, "valid")[0][:2]))
-        mlflow.set_tags({"degenerate": reason or "false", "model_sha256": file_digest(model_path),
-                         "registered_model": f"{model_path.stem} version {version}"})
+        version = log_model(
+            model_path,
+            model_path.stem,
+            list(config.labels),
+            hp.img_size,
+            config.crop.grayscale,
+            serving_preprocessing(hp.model, hp.preprocessing),
+            np.asarray(load_splits(split_dirs, "valid")[0][:2]),
+        )
+        mlflow.set_tags(
+            {
+                "degenerate": reason or "false",
+                "model_sha256": file_digest(model_path),
+                "registered_model": f"{model_path.stem} version {version}",
+            }
+        )
     best = result.best_metrics
-    kept = f"epoch {result.best_epoch}" + (f", interpolated {result.alpha:g} of the way from the start"
-                                           if result.alpha < 1 else "")
-    print(f"train {name}: {len(result.history)} epochs, kept {kept} (val accuracy "
-          f"{best['val_accuracy']:.3f}, macro-F1 {best['val_macro_f1']:.3f}); registered {model_path.stem} "
-          f"version {version}")
+    kept = f"epoch {result.best_epoch}" + (
+        f", interpolated {result.alpha:g} of the way from the start" if result.alpha < 1 else ""
+    )
+    print(
+        f"train {name}: {len(result.history)} epochs, kept {kept} (val accuracy "
+        f"{best['val_accuracy']:.3f}, macro-F1 {best['val_macro_f1']:.3f}); registered {model_path.stem} "
+        f"version {version}"
+    )
     return info

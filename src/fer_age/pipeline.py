@@ -57,8 +57,11 @@ def write_dvcignore(patterns: list[str], dvcignore: Path) -> bool:
     """Replace fer-age's block in ``dvcignore`` (appended when absent) with ``patterns``; whether it changed."""
     text = dvcignore.read_text() if dvcignore.is_file() else ""
     block = "".join(f"{line}\n" for line in (IGNORE_BEGIN, *patterns, IGNORE_END))
-    new = IGNORE_BLOCK.sub(lambda _: block, text, count=1) if IGNORE_BLOCK.search(text) else (
-        text + ("" if text.endswith("\n") or not text else "\n") + block)
+    new = (
+        IGNORE_BLOCK.sub(lambda _: block, text, count=1)
+        if IGNORE_BLOCK.search(text)
+        else (text + ("" if text.endswith("\n") or not text else "\n") + block)
+    )
     if new != text:
         dvcignore.write_text(new)
     return new != text
@@ -80,5 +83,7 @@ def main(config: Config, args: argparse.Namespace) -> None:
     print(f"{path}: pipeline vars {'written' if changed else 'already up to date'} (datasets: {datasets})")
     patterns = unhashable_entries(config)
     changed = write_dvcignore(patterns, path.parent / ".dvcignore")
-    print(f"{path.parent / '.dvcignore'}: {len(patterns)} raw entries DVC cannot hash "
-          f"{'written' if changed else 'already listed'}" + "".join(f"\n  {p}" for p in patterns))
+    print(
+        f"{path.parent / '.dvcignore'}: {len(patterns)} raw entries DVC cannot hash "
+        f"{'written' if changed else 'already listed'}" + "".join(f"\n  {p}" for p in patterns)
+    )

@@ -34,8 +34,12 @@ def plot_history(history: pd.DataFrame, title: str, path: Path, kept_epoch: int)
     for ax, metric in zip(axes, ("accuracy", "loss")):
         ax.plot(history["epoch"], history[metric], marker="o", label="train")
         ax.plot(history["epoch"], history[f"val_{metric}"], marker="o", label="validation")
-        ax.axvline(kept_epoch, color="grey", linestyle="--",
-                   label=f"kept: epoch {kept_epoch}" + (" (before training)" if kept_epoch == 0 else ""))
+        ax.axvline(
+            kept_epoch,
+            color="grey",
+            linestyle="--",
+            label=f"kept: epoch {kept_epoch}" + (" (before training)" if kept_epoch == 0 else ""),
+        )
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.legend()
@@ -96,8 +100,15 @@ def _overlay(ax: plt.Axes, image: np.ndarray, saliency: np.ndarray) -> None:
     ax.set_yticks([])
 
 
-def plot_cam_grid(images: np.ndarray, maps: np.ndarray, cells: pd.DataFrame, age_groups: list[str],
-                  labels: list[str], title: str, path: Path) -> None:
+def plot_cam_grid(
+    images: np.ndarray,
+    maps: np.ndarray,
+    cells: pd.DataFrame,
+    age_groups: list[str],
+    labels: list[str],
+    title: str,
+    path: Path,
+) -> None:
     """Mean Grad-CAM per test age group (rows) and emotion (columns), over the mean face of that cell."""
     groups = [g for g in age_groups if g in set(cells["test_age_group"])]
     fig, axes = plt.subplots(len(groups), len(labels), figsize=(2.1 * len(labels), 2.3 * len(groups)), squeeze=False)
@@ -116,8 +127,9 @@ def plot_cam_grid(images: np.ndarray, maps: np.ndarray, cells: pd.DataFrame, age
     _save(fig, path)
 
 
-def plot_cam_gallery(images: np.ndarray, maps: np.ndarray, cells: pd.DataFrame, labels: list[str], path: Path,
-                     limit: int = 24) -> None:
+def plot_cam_gallery(
+    images: np.ndarray, maps: np.ndarray, cells: pd.DataFrame, labels: list[str], path: Path, limit: int = 24
+) -> None:
     """Single test images with their Grad-CAM maps, captioned true → predicted, right ✓ or wrong ✗."""
     shown = min(limit, len(images))
     fig, axes = _grid(shown, 6, (2, 2.4))
@@ -125,6 +137,10 @@ def plot_cam_gallery(images: np.ndarray, maps: np.ndarray, cells: pd.DataFrame, 
         row = cells.iloc[k]
         _overlay(ax, images[k], maps[k])
         mark = "✓" if row["correct"] else "✗"
-        ax.set_title(f"{mark} {row['test_age_group']}: {labels[row['label']]} → {labels[row['predicted']]}\n"
-                     f"{Path(row['source']).name[:26]}", fontsize=6, color="black" if row["correct"] else "red")
+        ax.set_title(
+            f"{mark} {row['test_age_group']}: {labels[row['label']]} → {labels[row['predicted']]}\n"
+            f"{Path(row['source']).name[:26]}",
+            fontsize=6,
+            color="black" if row["correct"] else "red",
+        )
     _save(fig, path)

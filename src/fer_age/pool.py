@@ -33,8 +33,10 @@ def pooled_models(config: Config) -> dict[str, list[str]]:
         if others and len(others) < len(names):
             pools[pool_name(group)] = others
     if not pools:
-        raise ConfigError("'pool.models' is leave_one_out, but no age group can be left out: the datasets "
-                          "cover fewer than two age groups")
+        raise ConfigError(
+            "'pool.models' is leave_one_out, but no age group can be left out: the datasets "
+            "cover fewer than two age groups"
+        )
     return pools
 
 

@@ -38,9 +38,17 @@ class FaceModel:
 
         info = TrainingInfo.load(path.parent)
         model = serving.FaceEmotionModel()  # the MLflow model's own code, so both paths predict alike
-        model.load_context(SimpleNamespace(artifacts={"keras_model": str(path)}, model_config={
-            "labels": info.labels, "img_size": info.img_size, "grayscale": False,
-            "preprocessing": serving_preprocessing(info.model, info.preprocessing)}))
+        model.load_context(
+            SimpleNamespace(
+                artifacts={"keras_model": str(path)},
+                model_config={
+                    "labels": info.labels,
+                    "img_size": info.img_size,
+                    "grayscale": False,
+                    "preprocessing": serving_preprocessing(info.model, info.preprocessing),
+                },
+            )
+        )
         self._predict = lambda batch: model.predict(None, batch)
         self.labels, self.img_size = info.labels, info.img_size
 
@@ -75,7 +83,7 @@ def predict_files(files: list[Path], model: FaceModel, config: Config, chunk: in
     detectors = [make_detector(d, config.crop) for d in config.crop.detectors]
     rows = []
     for start in tqdm(range(0, len(files), chunk), desc="predict", unit="batch", disable=None):
-        batch, images = files[start:start + chunk], []
+        batch, images = files[start : start + chunk], []
         statuses = {}
         for path in batch:
             if not path.exists():
@@ -89,8 +97,9 @@ def predict_files(files: list[Path], model: FaceModel, config: Config, chunk: in
                 else:
                     images.append((path, image))
         crops = {}
-        for (path, image), (face, detector, rejected) in zip(images, find_faces([i for _, i in images], detectors,
-                                                                                 config.crop)):
+        for (path, image), (face, detector, rejected) in zip(
+            images, find_faces([i for _, i in images], detectors, config.crop)
+        ):
             if face is None and config.crop.no_face == "skip":
                 statuses[path] = (Status.NO_FACE_SKIPPED, f"no usable face ({rejected})", "")
                 continue
@@ -101,8 +110,9 @@ def predict_files(files: list[Path], model: FaceModel, config: Config, chunk: in
         by_file = dict(zip(crops, predicted.to_dict("records")))
         for path in batch:
             status, message, detector = statuses[path]
-            rows.append({"file": str(path), "status": status, "detector": detector, "message": message,
-                         **by_file.get(path, {})})
+            rows.append(
+                {"file": str(path), "status": status, "detector": detector, "message": message, **by_file.get(path, {})}
+            )
     columns = ["file", "status", "detector", "label", *[f"p_{label}" for label in model.labels], "message"]
     return pd.DataFrame(rows).reindex(columns=columns)
 
@@ -115,5 +125,7 @@ def main(config: Config, args: argparse.Namespace) -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False, float_format="%.6g")
     counts = ", ".join(f"{s}={n}" for s, n in table["status"].value_counts().items())
-    print(f"predict: {len(table)} files ({counts}); labels: {table['label'].value_counts().to_dict()}; "
-          f"written to {args.out}")
+    print(
+        f"predict: {len(table)} files ({counts}); labels: {table['label'].value_counts().to_dict()}; "
+        f"written to {args.out}"
+    )

@@ -7,8 +7,10 @@ import pandas as pd
 
 def with_ci(table: pd.DataFrame, score: str, digits: int, sep: str = " ") -> list[str]:
     """``score`` of each row as text with its confidence interval, e.g. ``0.833 [0.729, 0.917]``."""
-    return [f"{v:.{digits}f}{sep}[{lo:.{digits}f}, {hi:.{digits}f}]"
-            for v, lo, hi in zip(table[score], table[f"{score}_ci_low"], table[f"{score}_ci_high"])]
+    return [
+        f"{v:.{digits}f}{sep}[{lo:.{digits}f}, {hi:.{digits}f}]"
+        for v, lo, hi in zip(table[score], table[f"{score}_ci_low"], table[f"{score}_ci_high"])
+    ]
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -25,11 +27,17 @@ def metrics_dict(cross_age: pd.DataFrame, heads: pd.DataFrame) -> dict:
     CIs, counts and the per-dataset cells stay in the CSVs and plots (``dvc exp show`` stays readable).
     """
     return {
-        "cross_age": {f"{r.train_age_group}_on_{r.test_age_group}": {"accuracy": round(r.accuracy, 4),
-                                                                       "macro_f1": round(r.macro_f1, 4)}
-                      for r in cross_age.itertuples()},
-        "headline": {r.train_age_group: {"own": round(r.own_group_accuracy, 4),
-                                         "other": round(r.other_group_accuracy, 4)} for r in heads.itertuples()},
+        "cross_age": {
+            f"{r.train_age_group}_on_{r.test_age_group}": {
+                "accuracy": round(r.accuracy, 4),
+                "macro_f1": round(r.macro_f1, 4),
+            }
+            for r in cross_age.itertuples()
+        },
+        "headline": {
+            r.train_age_group: {"own": round(r.own_group_accuracy, 4), "other": round(r.other_group_accuracy, 4)}
+            for r in heads.itertuples()
+        },
     }
 
 
@@ -46,13 +54,18 @@ def headline_lines(heads: pd.DataFrame) -> list[str]:
     lines = []
     for r in heads.itertuples():
         if r.own_group_accuracy > r.other_group_accuracy:
-            verdict = ("own group higher, and its CI lies above every other group's" if
-                       r.own_group_ci_low > r.other_group_ci_high else "own group higher, but the CIs overlap")
+            verdict = (
+                "own group higher, and its CI lies above every other group's"
+                if r.own_group_ci_low > r.other_group_ci_high
+                else "own group higher, but the CIs overlap"
+            )
         else:
             verdict = "own group not higher"
-        lines.append(f"- Models trained on **{r.train_age_group}** images reach {r.own_group_accuracy:.1%} "
-                     f"[{r.own_group_ci_low:.1%}, {r.own_group_ci_high:.1%}] on {r.train_age_group} test images "
-                     f"and {r.other_group_accuracy:.1%} on other age groups ({verdict}).")
+        lines.append(
+            f"- Models trained on **{r.train_age_group}** images reach {r.own_group_accuracy:.1%} "
+            f"[{r.own_group_ci_low:.1%}, {r.own_group_ci_high:.1%}] on {r.train_age_group} test images "
+            f"and {r.other_group_accuracy:.1%} on other age groups ({verdict})."
+        )
     return lines
 
 
@@ -70,22 +83,38 @@ def comparison_lines(cross_age: pd.DataFrame, age_groups: list[str]) -> list[str
                 continue
             r = cell[(name, group)]
             verdict = compare(r.accuracy_ci_low, r.accuracy_ci_high, own.accuracy_ci_low, own.accuracy_ci_high)
-            lines.append(f"- On **{group}** test images, {name} reaches {r.accuracy:.1%} [{r.accuracy_ci_low:.1%}, "
-                         f"{r.accuracy_ci_high:.1%}] against {own.accuracy:.1%} [{own.accuracy_ci_low:.1%}, "
-                         f"{own.accuracy_ci_high:.1%}] for the {group} model: {verdict}.")
+            lines.append(
+                f"- On **{group}** test images, {name} reaches {r.accuracy:.1%} [{r.accuracy_ci_low:.1%}, "
+                f"{r.accuracy_ci_high:.1%}] against {own.accuracy:.1%} [{own.accuracy_ci_low:.1%}, "
+                f"{own.accuracy_ci_high:.1%}] for the {group} model: {verdict}."
+            )
     return lines
 
 
-def report_markdown(cross_age: pd.DataFrame, heads: pd.DataFrame, models: list[str], flagged: list[str],
-                    level: float, age_groups: list[str]) -> str:
+def report_markdown(
+    cross_age: pd.DataFrame,
+    heads: pd.DataFrame,
+    models: list[str],
+    flagged: list[str],
+    level: float,
+    age_groups: list[str],
+) -> str:
     """results/report.md: the cross-age table and the study's statements, computed."""
-    table = cross_age.assign(accuracy_ci=with_ci(cross_age, "accuracy", 3),
-                             macro_f1_ci=with_ci(cross_age, "macro_f1", 3))[
-        ["train_age_group", "test_age_group", "n", "n_images", "accuracy_ci", "macro_f1_ci", "degenerate_models"]]
-    lines = ["# Cross-age generalisation report", "", f"Models: {', '.join(models)}.",
-             f"Accuracy and macro-F1 with {level:.0%} bootstrap confidence intervals over test images, pooled over "
-             "the datasets (and models) of each cell; n counts predictions, n_images distinct test images.", "",
-             markdown_table(table), "", "## Headline", ""]
+    table = cross_age.assign(
+        accuracy_ci=with_ci(cross_age, "accuracy", 3), macro_f1_ci=with_ci(cross_age, "macro_f1", 3)
+    )[["train_age_group", "test_age_group", "n", "n_images", "accuracy_ci", "macro_f1_ci", "degenerate_models"]]
+    lines = [
+        "# Cross-age generalisation report",
+        "",
+        f"Models: {', '.join(models)}.",
+        f"Accuracy and macro-F1 with {level:.0%} bootstrap confidence intervals over test images, pooled over "
+        "the datasets (and models) of each cell; n counts predictions, n_images distinct test images.",
+        "",
+        markdown_table(table),
+        "",
+        "## Headline",
+        "",
+    ]
     lines += headline_lines(heads) or ["- No age group was tested both on its own and on another age group."]
     comparisons = comparison_lines(cross_age, age_groups)
     if comparisons:

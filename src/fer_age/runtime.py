@@ -10,10 +10,12 @@ import sys
 import tempfile
 
 # what TensorFlow's C++ side writes to stderr while it loads, on every machine without a GPU
-NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)"
-                   r"|[IW]\d{4} [\d:. ]+\s+\d+ (port|cudart_stub|cpu_feature_guard|cuda_\w+|gpu_device)\.cc:\d+\]"
-                   r"|E\d{4} [\d:. ]+\s+\d+ cuda_\w+\.cc:\d+\] failed call to cuInit"
-                   r"|To enable the following instructions: .* rebuild TensorFlow)")
+NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\)"
+    r"|[IW]\d{4} [\d:. ]+\s+\d+ (port|cudart_stub|cpu_feature_guard|cuda_\w+|gpu_device)\.cc:\d+\]"
+    r"|E\d{4} [\d:. ]+\s+\d+ cuda_\w+\.cc:\d+\] failed call to cuInit"
+    r"|To enable the following instructions: .* rebuild TensorFlow)"
+)
 
 
 def quiet_tensorflow() -> None:
@@ -46,7 +48,8 @@ def import_tensorflow() -> None:
             # evaluate and explain predict with one model after another: each traces its own function, which
             # TensorFlow reports as "excessive retracing" from the sixth model on
             logging.getLogger("tensorflow").addFilter(
-                lambda record: "triggered tf.function retracing" not in record.getMessage())
+                lambda record: "triggered tf.function retracing" not in record.getMessage()
+            )
         finally:
             os.dup2(saved, 2)
             os.close(saved)

@@ -14,8 +14,9 @@ UPPER_FACE = 0.5  # crops are the face box plus a margin: the upper half holds e
 def target_layer(model_name: str, spec: ModelSpec) -> str:
     """The Grad-CAM layer the registry declares for a model (its last convolutional feature map)."""
     if not spec.gradcam_layer:
-        raise FerAgeError(f"model '{model_name}' declares no Grad-CAM target layer in the registry "
-                          "(registry.ModelSpec.gradcam_layer)")
+        raise FerAgeError(
+            f"model '{model_name}' declares no Grad-CAM target layer in the registry (registry.ModelSpec.gradcam_layer)"
+        )
     return spec.gradcam_layer
 
 
@@ -57,16 +58,18 @@ def bootstrap_mean(values: np.ndarray, samples: int, level: float, seed: int) ->
     return float(values.mean()), float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
 
 
-def bootstrap_difference(values: np.ndarray, reference: np.ndarray, samples: int, level: float,
-                         seed: int) -> tuple[float, float, float]:
+def bootstrap_difference(
+    values: np.ndarray, reference: np.ndarray, samples: int, level: float, seed: int
+) -> tuple[float, float, float]:
     """Mean of ``values`` minus mean of ``reference`` (different images), with a percentile bootstrap CI that
     resamples each group's images independently (seeded)."""
     values, reference = values[~np.isnan(values)], reference[~np.isnan(reference)]
     if len(values) == 0 or len(reference) == 0:
         return np.nan, np.nan, np.nan
     rng = np.random.default_rng(seed)
-    diffs = (rng.choice(values, size=(samples, len(values))).mean(axis=1)
-             - rng.choice(reference, size=(samples, len(reference))).mean(axis=1))
+    diffs = rng.choice(values, size=(samples, len(values))).mean(axis=1) - rng.choice(
+        reference, size=(samples, len(reference))
+    ).mean(axis=1)
     low, high = np.quantile(diffs, ((1 - level) / 2, (1 + level) / 2))
     return float(values.mean() - reference.mean()), float(low), float(high)
 
@@ -74,12 +77,23 @@ def bootstrap_difference(values: np.ndarray, reference: np.ndarray, samples: int
 def share_table(cells: pd.DataFrame, samples: int, level: float, seed: int) -> pd.DataFrame:
     """Per model x test age group (x emotion, and all emotions together): the upper-face share with its CI."""
     rows = []
-    for by in (["model_name", "train_age_group", "test_age_group", "emotion"],
-               ["model_name", "train_age_group", "test_age_group"]):
+    for by in (
+        ["model_name", "train_age_group", "test_age_group", "emotion"],
+        ["model_name", "train_age_group", "test_age_group"],
+    ):
         for keys, group in cells.groupby(by, sort=False):
             mean, low, high = bootstrap_mean(group["upper_share"].to_numpy(), samples, level, seed)
-            rows.append({**dict(zip(by, keys)), "emotion": keys[3] if len(keys) > 3 else "all",
-                         "degenerate": group["degenerate"].iat[0] if "degenerate" in group else "", "n": len(group),
-                         "upper_share": mean, "upper_share_ci_low": low, "upper_share_ci_high": high,
-                         "lower_share": 1 - mean, "correct": float(group["correct"].mean())})
+            rows.append(
+                {
+                    **dict(zip(by, keys)),
+                    "emotion": keys[3] if len(keys) > 3 else "all",
+                    "degenerate": group["degenerate"].iat[0] if "degenerate" in group else "",
+                    "n": len(group),
+                    "upper_share": mean,
+                    "upper_share_ci_low": low,
+                    "upper_share_ci_high": high,
+                    "lower_share": 1 - mean,
+                    "correct": float(group["correct"].mean()),
+                }
+            )
     return pd.DataFrame(rows)

@@ -20,8 +20,10 @@ from fer_age.config import Config, ConfigError
 from fer_age.layout import RAW, fresh_dir
 
 SKIN_TONES = [(235, 200, 175), (224, 185, 150), (205, 160, 125), (180, 130, 95), (150, 105, 75), (115, 78, 55)]
-HAIR_COLOURS = {"young": [(35, 25, 20), (70, 45, 25), (120, 80, 40), (190, 150, 90), (20, 20, 20)],
-                "older": [(170, 170, 170), (200, 200, 195), (140, 140, 140), (225, 225, 220)]}
+HAIR_COLOURS = {
+    "young": [(35, 25, 20), (70, 45, 25), (120, 80, 40), (190, 150, 90), (20, 20, 20)],
+    "older": [(170, 170, 170), (200, 200, 195), (140, 140, 140), (225, 225, 220)],
+}
 IRIS_COLOURS = [(70, 45, 25), (40, 30, 20), (45, 70, 100), (50, 75, 50)]
 
 
@@ -43,9 +45,16 @@ def make_subject(index: int, age_group: str, rng: np.random.Generator) -> Subjec
     """Draw a random identity with the age group's cues."""
     hair = HAIR_COLOURS["older" if age_group == "older" else "young"]
     width = {"child": 0.86, "adult": 0.74, "older": 0.72}[age_group] + rng.uniform(-0.04, 0.04)
-    return Subject(index, age_group, SKIN_TONES[rng.integers(len(SKIN_TONES))],
-                   hair[rng.integers(len(hair))], IRIS_COLOURS[rng.integers(len(IRIS_COLOURS))],
-                   width, rng.uniform(0.19, 0.23), rng.uniform(0.05, 0.15))
+    return Subject(
+        index,
+        age_group,
+        SKIN_TONES[rng.integers(len(SKIN_TONES))],
+        hair[rng.integers(len(hair))],
+        IRIS_COLOURS[rng.integers(len(IRIS_COLOURS))],
+        width,
+        rng.uniform(0.19, 0.23),
+        rng.uniform(0.05, 0.15),
+    )
 
 
 def _shift(colour, delta: float) -> tuple[int, int, int]:
@@ -87,8 +96,16 @@ def _draw_face(subject: Subject, emotion: str, size: int, rng: np.random.Generat
     cv2.ellipse(canvas, (c, c), (w, h), 0, 0, 360, skin, -1)
     cv2.ellipse(canvas, (c, c - int(h * 0.7)), (int(w * 0.98), int(h * (0.3 + hv))), 0, 180, 360, hair, -1)
     # shading: darker cheek contour on one side
-    cv2.ellipse(canvas, (c + int(w * 0.55), c + int(h * 0.1)), (int(w * 0.35), int(h * 0.6)), 0, 0, 360,
-                _shift(skin, 0.93) + (255,), -1)
+    cv2.ellipse(
+        canvas,
+        (c + int(w * 0.55), c + int(h * 0.1)),
+        (int(w * 0.35), int(h * 0.6)),
+        0,
+        0,
+        360,
+        _shift(skin, 0.93) + (255,),
+        -1,
+    )
     ink = (25, 18, 15, 255)
     eye_y = c - int(h * (0.06 if child else 0.12))
     eye_dx = int(w * (subject.eye_spacing * 2.2))
@@ -96,8 +113,16 @@ def _draw_face(subject: Subject, emotion: str, size: int, rng: np.random.Generat
     eye_ry = int(eye_rx * {"Fear": 0.8, "Angry": 0.5, "Happy": 0.52, "Sad": 0.6}.get(emotion, 0.6))
     brow_y = eye_y - int(eye_rx * 1.5) - int(eye_rx * (0.6 * strength if emotion in ("Fear",) else 0))
     for side in (-1, 1):  # shaded eye sockets
-        cv2.ellipse(canvas, (c + side * eye_dx, eye_y - eye_rx // 4), (int(eye_rx * 1.45), int(eye_rx * 1.05)),
-                    0, 0, 360, _shift(skin, 0.8) + (255,), -1)
+        cv2.ellipse(
+            canvas,
+            (c + side * eye_dx, eye_y - eye_rx // 4),
+            (int(eye_rx * 1.45), int(eye_rx * 1.05)),
+            0,
+            0,
+            360,
+            _shift(skin, 0.8) + (255,),
+            -1,
+        )
     for side in (-1, 1):
         ex = c + side * eye_dx
         cv2.ellipse(canvas, (ex, eye_y), (eye_rx, max(eye_ry, 2)), 0, 0, 360, (245, 245, 240, 255), -1)
@@ -115,39 +140,79 @@ def _draw_face(subject: Subject, emotion: str, size: int, rng: np.random.Generat
         if older:  # crow's feet
             for k in (-1, 0, 1):
                 start = (ex + side * int(eye_rx * 1.3), eye_y + k * eye_ry)
-                cv2.line(canvas, start, (start[0] + side * eye_rx // 2, start[1] + k * eye_rx // 3),
-                         _shift(skin, 0.7) + (255,), 1)
+                cv2.line(
+                    canvas,
+                    start,
+                    (start[0] + side * eye_rx // 2, start[1] + k * eye_rx // 3),
+                    _shift(skin, 0.7) + (255,),
+                    1,
+                )
     # nose
     nose_len = int(h * (0.18 if child else 0.28))
     cv2.line(canvas, (c, eye_y + eye_rx), (c - int(w * 0.06), eye_y + eye_rx + nose_len), _shift(skin, 0.7) + (255,), 2)
-    cv2.ellipse(canvas, (c, eye_y + eye_rx + nose_len), (int(w * 0.12), int(h * 0.04)), 0, 0, 180,
-                _shift(skin, 0.65) + (255,), 2)
+    cv2.ellipse(
+        canvas,
+        (c, eye_y + eye_rx + nose_len),
+        (int(w * 0.12), int(h * 0.04)),
+        0,
+        0,
+        180,
+        _shift(skin, 0.65) + (255,),
+        2,
+    )
     for side in (-1, 1):
-        cv2.circle(canvas, (c + side * int(w * 0.07), eye_y + eye_rx + nose_len), max(2, h // 30), _shift(skin, 0.4) + (255,), -1)
+        cv2.circle(
+            canvas,
+            (c + side * int(w * 0.07), eye_y + eye_rx + nose_len),
+            max(2, h // 30),
+            _shift(skin, 0.4) + (255,),
+            -1,
+        )
     # mouth
     my = c + int(h * (0.45 if child else 0.52))
     mw = int(w * (0.34 if child else 0.4))
     lip = (120, 40, 45, 255)
     if emotion == "Happy":
-        cv2.ellipse(canvas, (c, my - int(h * 0.06)), (mw, int(h * 0.16 * strength)), 0, 0, 180, (250, 250, 250, 255), -1)
+        cv2.ellipse(
+            canvas, (c, my - int(h * 0.06)), (mw, int(h * 0.16 * strength)), 0, 0, 180, (250, 250, 250, 255), -1
+        )
         cv2.ellipse(canvas, (c, my - int(h * 0.06)), (mw, int(h * 0.16 * strength)), 0, 0, 180, lip, 3)
         cv2.line(canvas, (c - mw, my - int(h * 0.06)), (c + mw, my - int(h * 0.06)), lip, 2)
     elif emotion == "Sad":
         cv2.ellipse(canvas, (c, my + int(h * 0.08)), (int(mw * 0.8), int(h * 0.1 * strength)), 0, 180, 360, lip, 4)
     elif emotion == "Angry":
         cv2.rectangle(canvas, (c - int(mw * 0.8), my - h // 25), (c + int(mw * 0.8), my + h // 25), lip, -1)
-        cv2.line(canvas, (c - int(w * 0.12), eye_y - int(eye_rx * 0.9)), (c - int(w * 0.04), eye_y - int(eye_rx * 0.4)),
-                 _shift(skin, 0.7) + (255,), 2)  # frown line
+        cv2.line(
+            canvas,
+            (c - int(w * 0.12), eye_y - int(eye_rx * 0.9)),
+            (c - int(w * 0.04), eye_y - int(eye_rx * 0.4)),
+            _shift(skin, 0.7) + (255,),
+            2,
+        )  # frown line
     else:  # Fear: open, stretched mouth
         cv2.ellipse(canvas, (c, my), (int(mw * 0.9), int(h * 0.11 * strength)), 0, 0, 360, (60, 20, 25, 255), -1)
         cv2.ellipse(canvas, (c, my), (int(mw * 0.9), int(h * 0.11 * strength)), 0, 0, 360, lip, 2)
     if older:  # forehead wrinkles and nasolabial folds
         for k in range(3):
             y = brow_y - int(h * (0.08 + 0.07 * k))
-            cv2.ellipse(canvas, (c, y + int(h * 0.1)), (int(w * 0.45), int(h * 0.1)), 0, 200, 340, _shift(skin, 0.72) + (255,), 1)
+            cv2.ellipse(
+                canvas,
+                (c, y + int(h * 0.1)),
+                (int(w * 0.45), int(h * 0.1)),
+                0,
+                200,
+                340,
+                _shift(skin, 0.72) + (255,),
+                1,
+            )
         for side in (-1, 1):
-            cv2.line(canvas, (c + side * int(w * 0.22), eye_y + eye_rx + nose_len),
-                     (c + side * int(mw * 1.15), my + int(h * 0.05)), _shift(skin, 0.72) + (255,), 2)
+            cv2.line(
+                canvas,
+                (c + side * int(w * 0.22), eye_y + eye_rx + nose_len),
+                (c + side * int(mw * 1.15), my + int(h * 0.05)),
+                _shift(skin, 0.72) + (255,),
+                2,
+            )
     blurred = cv2.GaussianBlur(canvas, (0, 0), size / 160)
     blurred[..., 3] = canvas[..., 3]
     return blurred
@@ -164,8 +229,8 @@ def render_scene(subject: Subject, emotion: str, size: int, rng: np.random.Gener
     x0 = int(rng.integers(0, size - patch_size + 1))
     y0 = int(rng.integers(0, size - patch_size + 1))
     alpha = patch[..., 3:4].astype(np.float32) / 255
-    region = scene[y0:y0 + patch_size, x0:x0 + patch_size]
-    scene[y0:y0 + patch_size, x0:x0 + patch_size] = region * (1 - alpha) + patch[..., :3] * alpha
+    region = scene[y0 : y0 + patch_size, x0 : x0 + patch_size]
+    scene[y0 : y0 + patch_size, x0 : x0 + patch_size] = region * (1 - alpha) + patch[..., :3] * alpha
     # directional lighting, sensor noise, slight blur
     light = np.linspace(rng.uniform(0.6, 1.0), rng.uniform(1.0, 1.3), size)
     scene *= light[None, :, None] if rng.random() < 0.5 else light[:, None, None]
@@ -179,8 +244,16 @@ def name_seed(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
 
 
-def generate_dataset(out_dir: Path, name: str, age_group: str, labels: list[str], subjects: int,
-                     images_per_emotion: int, scene_size: int, seed: int) -> int:
+def generate_dataset(
+    out_dir: Path,
+    name: str,
+    age_group: str,
+    labels: list[str],
+    subjects: int,
+    images_per_emotion: int,
+    scene_size: int,
+    seed: int,
+) -> int:
     """Write ``<out_dir>/<name>_<Emotion>/<name>_s<NN>_<Emotion>_<k>.png``; returns the count."""
     # a per-dataset stream, so adding a dataset does not change the others
     rng = np.random.default_rng([seed, name_seed(name)])
@@ -205,6 +278,7 @@ def main(config: Config, args: argparse.Namespace) -> None:
         raise ConfigError(f"'{name}' is not listed under 'sample.datasets' in params.yaml")
     s = config.sample
     out_dir = fresh_dir(RAW, name)  # params validation: a study dataset of this name reads data/raw/<name>
-    n = generate_dataset(out_dir, name, s.datasets[name], config.labels, s.subjects, s.images_per_emotion,
-                         s.scene_size, config.seed)
+    n = generate_dataset(
+        out_dir, name, s.datasets[name], config.labels, s.subjects, s.images_per_emotion, s.scene_size, config.seed
+    )
     print(f"sample {name}: {n} images in {RAW / name}")

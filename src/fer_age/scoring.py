@@ -21,19 +21,33 @@ def classification_rows(predictions: pd.DataFrame, labels: list[str]) -> pd.Data
     """complet_result.csv: sklearn's classification report (output_dict) per model and test dataset."""
     rows = []
     for keys, pair in predictions.groupby(PAIR_KEYS, sort=False):
-        report = classification_report(pair["true"], pair["predicted"], labels=range(len(labels)),
-                                        target_names=labels, output_dict=True, zero_division=0)
+        report = classification_report(
+            pair["true"],
+            pair["predicted"],
+            labels=range(len(labels)),
+            target_names=labels,
+            output_dict=True,
+            zero_division=0,
+        )
         context = dict(zip(PAIR_KEYS, keys))
         context["test_age_group"] = "+".join(pair["test_age_group"].unique())
-        key = study_key(pair["display_name"].iat[0], context["head"], context["train_dataset"],
-                        context["test_dataset"])
+        key = study_key(pair["display_name"].iat[0], context["head"], context["train_dataset"], context["test_dataset"])
         flags = {"degenerate": bool(pair["degenerate"].iat[0]), "degenerate_reason": pair["degenerate_reason"].iat[0]}
         for name, values in report.items():
             if name == "accuracy":  # as sklearn's text report: the score under f1-score, n as support
                 values = {"precision": np.nan, "recall": np.nan, "f1-score": values, "support": len(pair)}
-            rows.append({"key": key, **context, "class": name, "precision": values["precision"],
-                         "recall": values["recall"], "f1_score": values["f1-score"],
-                         "support": int(values["support"]), **flags})
+            rows.append(
+                {
+                    "key": key,
+                    **context,
+                    "class": name,
+                    "precision": values["precision"],
+                    "recall": values["recall"],
+                    "f1_score": values["f1-score"],
+                    "support": int(values["support"]),
+                    **flags,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -56,8 +70,9 @@ def scores_from_confusions(confusions: np.ndarray, n_classes: int) -> tuple[np.n
     return accuracy, f1.mean(axis=1)
 
 
-def bootstrap_scores(y_true: np.ndarray, y_pred: np.ndarray, images: np.ndarray, n_classes: int, samples: int,
-                     level: float, seed: int) -> dict:
+def bootstrap_scores(
+    y_true: np.ndarray, y_pred: np.ndarray, images: np.ndarray, n_classes: int, samples: int, level: float, seed: int
+) -> dict:
     """Accuracy and macro-F1 with percentile bootstrap CIs over test images (seeded).
 
     ``images`` numbers the test image of each prediction: when a cell pools several models, the
@@ -76,10 +91,11 @@ def bootstrap_scores(y_true: np.ndarray, y_pred: np.ndarray, images: np.ndarray,
         offsets = np.arange(size)[:, None] * n_images
         counts = np.bincount((drawn + offsets).ravel(), minlength=size * n_images).reshape(size, n_images)
         confusions = np.asarray((sparse.csr_matrix(counts) @ per_image).todense())
-        accuracy[start:start + size], macro_f1[start:start + size] = scores_from_confusions(confusions, n_classes)
+        accuracy[start : start + size], macro_f1[start : start + size] = scores_from_confusions(confusions, n_classes)
     low, high = (1 - level) / 2, 1 - (1 - level) / 2
     return {
-        "n": int(len(y_true)), "n_images": n_images,
+        "n": int(len(y_true)),
+        "n_images": n_images,
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "accuracy_ci_low": float(np.quantile(accuracy, low)),
         "accuracy_ci_high": float(np.quantile(accuracy, high)),
@@ -89,25 +105,35 @@ def bootstrap_scores(y_true: np.ndarray, y_pred: np.ndarray, images: np.ndarray,
     }
 
 
-def cross_scores(predictions: pd.DataFrame, by: list[str], n_classes: int, samples: int, level: float,
-                 seed: int) -> pd.DataFrame:
+def cross_scores(
+    predictions: pd.DataFrame, by: list[str], n_classes: int, samples: int, level: float, seed: int
+) -> pd.DataFrame:
     """Scores per group of ``by`` columns (pooled over everything else), with image-level CIs."""
     rows = []
     for keys, group in predictions.groupby(by, sort=False):
         image = group["test_dataset"] + "/" + group["source"]
-        scores = bootstrap_scores(group["true"].to_numpy(), group["predicted"].to_numpy(), image.to_numpy(),
-                                  n_classes, samples, level, seed)
+        scores = bootstrap_scores(
+            group["true"].to_numpy(), group["predicted"].to_numpy(), image.to_numpy(), n_classes, samples, level, seed
+        )
         flagged = sorted(group.loc[group["degenerate"], "train_dataset"].unique())
-        rows.append({**dict(zip(by, keys)), **scores, "n_models": group["train_dataset"].nunique(),
-                     "baseline": bool(group["baseline"].iat[0]), "degenerate_models": ";".join(flagged)})
+        rows.append(
+            {
+                **dict(zip(by, keys)),
+                **scores,
+                "n_models": group["train_dataset"].nunique(),
+                "baseline": bool(group["baseline"].iat[0]),
+                "degenerate_models": ";".join(flagged),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def ordered(table: pd.DataFrame, columns: list[str], order: list[str]) -> pd.DataFrame:
     """Rows sorted by ``columns`` in the given order of names (unknown names last, as they come)."""
     rank = {name: i for i, name in enumerate(order)}
-    return table.sort_values(columns, key=lambda s: s.map(lambda v: rank.get(v, len(rank))), kind="stable"
-                             ).reset_index(drop=True)
+    return table.sort_values(columns, key=lambda s: s.map(lambda v: rank.get(v, len(rank))), kind="stable").reset_index(
+        drop=True
+    )
 
 
 def headline(cross_age: pd.DataFrame, age_groups: list[str]) -> pd.DataFrame:
@@ -123,10 +149,24 @@ def headline(cross_age: pd.DataFrame, age_groups: list[str]) -> pd.DataFrame:
         other = part[part["test_age_group"] != group]
         if own.empty or other.empty:  # no statement without both sides
             continue
-        rows.append({"train_age_group": group, "own_group_accuracy": float(own["accuracy"].iat[0]),
-                     "own_group_ci_low": float(own["accuracy_ci_low"].iat[0]),
-                     "own_group_ci_high": float(own["accuracy_ci_high"].iat[0]),
-                     "other_group_accuracy": float(np.average(other["accuracy"], weights=other["n"])),
-                     "other_group_ci_high": float(other["accuracy_ci_high"].max())})
-    return pd.DataFrame(rows, columns=["train_age_group", "own_group_accuracy", "own_group_ci_low",
-                                       "own_group_ci_high", "other_group_accuracy", "other_group_ci_high"])
+        rows.append(
+            {
+                "train_age_group": group,
+                "own_group_accuracy": float(own["accuracy"].iat[0]),
+                "own_group_ci_low": float(own["accuracy_ci_low"].iat[0]),
+                "own_group_ci_high": float(own["accuracy_ci_high"].iat[0]),
+                "other_group_accuracy": float(np.average(other["accuracy"], weights=other["n"])),
+                "other_group_ci_high": float(other["accuracy_ci_high"].max()),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "train_age_group",
+            "own_group_accuracy",
+            "own_group_ci_low",
+            "own_group_ci_high",
+            "other_group_accuracy",
+            "other_group_ci_high",
+        ],
+    )

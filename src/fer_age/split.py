@@ -32,15 +32,27 @@ def usable_crops(crop_dir: Path) -> pd.DataFrame:
     rows = report[report["status"].isin(USABLE)].sort_values("source").reset_index(drop=True)
     if rows.empty:
         raise SplitError(f"{crop_dir} lists no usable image")
-    return pd.DataFrame({
-        "source": rows["source"], "output": rows["output"], "emotion": rows["emotion"],
-        "label": rows["label"].astype("int64"), "subject": rows["subject"], "age_group": rows["age_group"],
-        "sha1": [hashlib.sha1((crop_dir / output).read_bytes()).hexdigest() for output in rows["output"]],
-    })
+    return pd.DataFrame(
+        {
+            "source": rows["source"],
+            "output": rows["output"],
+            "emotion": rows["emotion"],
+            "label": rows["label"].astype("int64"),
+            "subject": rows["subject"],
+            "age_group": rows["age_group"],
+            "sha1": [hashlib.sha1((crop_dir / output).read_bytes()).hexdigest() for output in rows["output"]],
+        }
+    )
 
 
-def assign_splits(labels: np.ndarray, groups: np.ndarray, cfg: SplitConfig, seed: int, class_names: list[str],
-                  strata: np.ndarray | None = None) -> np.ndarray:
+def assign_splits(
+    labels: np.ndarray,
+    groups: np.ndarray,
+    cfg: SplitConfig,
+    seed: int,
+    class_names: list[str],
+    strata: np.ndarray | None = None,
+) -> np.ndarray:
     """The split name of every image: groups never straddle splits; fractions hold per stratum
     (default: the class; the split stage uses class x age group, so that a dataset mixing age groups
     has each of them in every split)."""
@@ -48,16 +60,20 @@ def assign_splits(labels: np.ndarray, groups: np.ndarray, cfg: SplitConfig, seed
     for label in np.unique(labels):
         n_groups = len(np.unique(groups[labels == label]))
         if n_groups < 3:
-            raise SplitError(f"class '{class_names[label]}' has only {n_groups} {unit}; "
-                             "at least 3 are needed to give train, valid and test one each")
+            raise SplitError(
+                f"class '{class_names[label]}' has only {n_groups} {unit}; "
+                "at least 3 are needed to give train, valid and test one each"
+            )
     fractions = split_fractions(cfg.test_size, cfg.valid_size)
     split = np.array(SPLIT_ORDER)[deal_groups(groups, labels if strata is None else strata, fractions, seed)]
     for name in SPLIT_NAMES:
         missing = sorted(set(labels) - set(labels[split == name]))
         if missing:
-            raise SplitError(f"split '{name}' got no image of class {', '.join(class_names[m] for m in missing)}: "
-                             f"too few {unit} for split.test_size {cfg.test_size} / split.valid_size "
-                             f"{cfg.valid_size}; add data or change them")
+            raise SplitError(
+                f"split '{name}' got no image of class {', '.join(class_names[m] for m in missing)}: "
+                f"too few {unit} for split.test_size {cfg.test_size} / split.valid_size "
+                f"{cfg.valid_size}; add data or change them"
+            )
     return split
 
 
@@ -83,8 +99,10 @@ def split_dataset(crop_dir: Path, cfg: SplitConfig, seed: int, class_names: list
     manifest = usable_crops(crop_dir)
     unknown = int((manifest["subject"] == "").sum())
     if cfg.by_subject and unknown:
-        print(f"note: {unknown} of {len(manifest)} images have no subject id; each is its own group "
-              "(set the dataset's subject_pattern, or a layout that gives subjects)")
+        print(
+            f"note: {unknown} of {len(manifest)} images have no subject id; each is its own group "
+            "(set the dataset's subject_pattern, or a layout that gives subjects)"
+        )
     groups = group_ids(manifest["subject"].tolist(), manifest["sha1"].tolist(), cfg.by_subject)
     manifest["group"] = groups
     labels = manifest["label"].to_numpy()

@@ -65,12 +65,16 @@ class Stack:
 
     def client_env(self) -> dict[str, str]:
         """What a client (``dvc repro``, ``dvc push``, MlflowClient) needs in its environment."""
-        return {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{self.mlflow_port}",
-                "AWS_ACCESS_KEY_ID": self.access_key_id, "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
-                "AWS_DEFAULT_REGION": REGION, "FER_AGE_S3_ENDPOINT": self.s3_endpoint,
-                # artifact downloads stream through the server: moto, with authentication on, rejects the
-                # presigned URLs MLflow would otherwise fetch directly (a real S3 or MinIO accepts them)
-                "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false"}
+        return {
+            "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{self.mlflow_port}",
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+            "AWS_DEFAULT_REGION": REGION,
+            "FER_AGE_S3_ENDPOINT": self.s3_endpoint,
+            # artifact downloads stream through the server: moto, with authentication on, rejects the
+            # presigned URLs MLflow would otherwise fetch directly (a real S3 or MinIO accepts them)
+            "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
+        }
 
     def save(self) -> None:
         root = Path(self.root)
@@ -108,8 +112,9 @@ def wait_until(ready, what: str, process: subprocess.Popen, log: Path, timeout: 
 
 def postgres_bin(name: str) -> str:
     """A PostgreSQL server program from PATH or Debian's /usr/lib/postgresql/<version>/bin."""
-    found = shutil.which(name) or next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
-                                                    reverse=True)), None)
+    found = shutil.which(name) or next(
+        iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)), None
+    )
     if not found:
         raise StackError(f"PostgreSQL's {name} is not installed; install it with 'apt-get install postgresql'")
     return str(found)
@@ -142,21 +147,39 @@ def start_postgres(root: Path, password: str) -> tuple[subprocess.Popen, int]:
     password_file.write_text(password)
     if as_user:
         shutil.chown(password_file, "postgres", "postgres")
-    initdb = subprocess.run([postgres_bin("initdb"), "-D", str(data / "cluster"), "-U", "mlflow",
-                             f"--pwfile={password_file}", "--auth=scram-sha-256", "-E", "UTF8"],
-                            capture_output=True, text=True, **as_user)
+    initdb = subprocess.run(
+        [
+            postgres_bin("initdb"),
+            "-D",
+            str(data / "cluster"),
+            "-U",
+            "mlflow",
+            f"--pwfile={password_file}",
+            "--auth=scram-sha-256",
+            "-E",
+            "UTF8",
+        ],
+        capture_output=True,
+        text=True,
+        **as_user,
+    )
     password_file.unlink()
     if initdb.returncode != 0:
         raise StackError(f"initdb failed: {initdb.stderr.strip()[-500:]}")
     data = data / "cluster"
     port, log = free_port(), root / "postgres.log"
-    process = subprocess.Popen([postgres_bin("postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
-                                "-k", str(data)], stdout=log.open("w"), stderr=subprocess.STDOUT,
-                               start_new_session=True, **as_user)
+    process = subprocess.Popen(
+        [postgres_bin("postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(data)],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        **as_user,
+    )
 
     def create_database() -> bool:
-        connection = psycopg2.connect(host="127.0.0.1", port=port, user="mlflow", password=password,
-                                      dbname="postgres", connect_timeout=2)
+        connection = psycopg2.connect(
+            host="127.0.0.1", port=port, user="mlflow", password=password, dbname="postgres", connect_timeout=2
+        )
         connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute("CREATE DATABASE mlflow")
@@ -175,32 +198,71 @@ def start_s3(root: Path) -> tuple[subprocess.Popen, int, str, str]:
     # the first 3 requests (the IAM set-up below) are unauthenticated; every later one must be signed
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
     moto = Path(sys.executable).with_name("moto_server")
-    process = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], env=env, stdout=log.open("w"),
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     wait_until(lambda: urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2), "the S3 server", process, log)
-    bootstrap = {"endpoint_url": endpoint, "region_name": REGION, "aws_access_key_id": "bootstrap",
-                 "aws_secret_access_key": "bootstrap"}
+    bootstrap = {
+        "endpoint_url": endpoint,
+        "region_name": REGION,
+        "aws_access_key_id": "bootstrap",
+        "aws_secret_access_key": "bootstrap",
+    }
     iam = boto3.client("iam", **bootstrap)
     iam.create_user(UserName="fer-age")
     iam.put_user_policy(UserName="fer-age", PolicyName="s3-all", PolicyDocument=S3_POLICY)
     key = iam.create_access_key(UserName="fer-age")["AccessKey"]
-    boto3.client("s3", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=key["AccessKeyId"],
-                 aws_secret_access_key=key["SecretAccessKey"]).create_bucket(Bucket=BUCKET)
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+    ).create_bucket(Bucket=BUCKET)
     return process, port, key["AccessKeyId"], key["SecretAccessKey"]
 
 
 def start_mlflow(root: Path, backend_store_uri: str, s3_endpoint: str, key_id: str, secret: str):
     """``mlflow server`` on the PostgreSQL store, proxying artifacts to ``s3://fer-age/mlartifacts``."""
     port, log = free_port(), root / "mlflow.log"
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret, "AWS_DEFAULT_REGION": REGION,
-           "MLFLOW_S3_ENDPOINT_URL": s3_endpoint, "MLFLOW_BACKEND_STORE_URI": backend_store_uri}  # not in `ps`
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": key_id,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_DEFAULT_REGION": REGION,
+        "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
+        "MLFLOW_BACKEND_STORE_URI": backend_store_uri,
+    }  # not in `ps`
     process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--artifacts-destination", f"s3://{BUCKET}/mlartifacts", "--workers", "2"],
-        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-    wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200,
-               "the MLflow server", process, log, timeout=120)
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--artifacts-destination",
+            f"s3://{BUCKET}/mlartifacts",
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_until(
+        lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200,
+        "the MLflow server",
+        process,
+        log,
+        timeout=120,
+    )
     return process, port
 
 
@@ -212,8 +274,9 @@ def start(root: Path) -> Stack:
     if root.exists():  # a stopped stack's folder is reused; any other folder is never deleted
         foreign = sorted(p.name for p in root.iterdir() if p.name not in STACK_FILES)
         if foreign:
-            raise StackError(f"{root} holds files that are not a team stack's ({', '.join(foreign[:3])}); "
-                             "choose another --dir")
+            raise StackError(
+                f"{root} holds files that are not a team stack's ({', '.join(foreign[:3])}); choose another --dir"
+            )
         shutil.rmtree(root)
     root.mkdir(parents=True)
     started, processes = time.monotonic(), []
@@ -281,11 +344,15 @@ def main(argv: list[str] | None = None) -> int:
     except (FerAgeError, FileNotFoundError) as err:
         print(f"team stack: error: {err}", file=sys.stderr)
         return 1
-    print(f"team stack started in {stack.started_seconds} s: MLflow http://127.0.0.1:{stack.mlflow_port} "
-          f"(PostgreSQL :{stack.postgres_port}, S3 {stack.s3_endpoint}, bucket {BUCKET})")
-    print(f"clients: source {args.dir / ENV_FILE}, then once per clone:\n"
-          f"  dvc remote add -d team s3://{BUCKET}/dvc\n"
-          f"  dvc remote modify --local team endpointurl $FER_AGE_S3_ENDPOINT")
+    print(
+        f"team stack started in {stack.started_seconds} s: MLflow http://127.0.0.1:{stack.mlflow_port} "
+        f"(PostgreSQL :{stack.postgres_port}, S3 {stack.s3_endpoint}, bucket {BUCKET})"
+    )
+    print(
+        f"clients: source {args.dir / ENV_FILE}, then once per clone:\n"
+        f"  dvc remote add -d team s3://{BUCKET}/dvc\n"
+        f"  dvc remote modify --local team endpointurl $FER_AGE_S3_ENDPOINT"
+    )
     return 0
 
 

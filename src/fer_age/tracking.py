@@ -60,10 +60,15 @@ def tracking_uri() -> str:
 
 def _store_error(uri: str, action: str, err: Exception) -> TrackingStoreError:
     cause = redact(f"{type(err).__name__}: {err}").splitlines()
-    hint = ("start the server or fix MLFLOW_TRACKING_URI" if uri.startswith("http") else
-            "check that the file is an MLflow SQLite store you may write, or move it away")
-    return TrackingStoreError(f"MLflow tracking store {redact(uri)} cannot {action} "
-                              f"({cause[0][:200] if cause else type(err).__name__}); {hint}")
+    hint = (
+        "start the server or fix MLFLOW_TRACKING_URI"
+        if uri.startswith("http")
+        else "check that the file is an MLflow SQLite store you may write, or move it away"
+    )
+    return TrackingStoreError(
+        f"MLflow tracking store {redact(uri)} cannot {action} "
+        f"({cause[0][:200] if cause else type(err).__name__}); {hint}"
+    )
 
 
 def use_store() -> str:
@@ -138,14 +143,20 @@ def fail_stale_runs(experiment_id: str) -> int:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri())
-    stale = [r for r in client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
-             if r.data.tags.get("host") == socket.gethostname() and r.data.tags.get("pid", "").isdigit()
-             and not _process_alive(int(r.data.tags["pid"]))]
+    stale = [
+        r
+        for r in client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
+        if r.data.tags.get("host") == socket.gethostname()
+        and r.data.tags.get("pid", "").isdigit()
+        and not _process_alive(int(r.data.tags["pid"]))
+    ]
     for run in stale:
         client.set_tag(run.info.run_id, "failure", "its process was killed; marked FAILED by a later stage")
         client.set_terminated(run.info.run_id, "FAILED")
-        print(f"note: MLflow run {run.info.run_id} ({run.info.run_name}) was left RUNNING by a killed process; "
-              "marked FAILED")
+        print(
+            f"note: MLflow run {run.info.run_id} ({run.info.run_name}) was left RUNNING by a killed process; "
+            "marked FAILED"
+        )
     return len(stale)
 
 
@@ -159,8 +170,11 @@ def find_training_run(experiment_id: str, name: str, digest: str):
     from mlflow import MlflowClient
 
     runs = MlflowClient(tracking_uri()).search_runs(
-        [experiment_id], f"tags.name = '{name}' and tags.model_sha256 = '{digest}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=1)
+        [experiment_id],
+        f"tags.name = '{name}' and tags.model_sha256 = '{digest}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     return runs[0] if runs else None
 
 
@@ -172,8 +186,15 @@ def requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in packages]
 
 
-def log_model(model_path: Path, registered_name: str, labels: list[str], img_size: int, grayscale: bool,
-              preprocessing: str, example: np.ndarray) -> str:
+def log_model(
+    model_path: Path,
+    registered_name: str,
+    labels: list[str],
+    img_size: int,
+    grayscale: bool,
+    preprocessing: str,
+    example: np.ndarray,
+) -> str:
     """Log the trained network as an MLflow Model at artifact path ``model`` (pyfunc: face crops in, labelled
     probabilities out, with signature and input example) and register it; returns the new version."""
     import mlflow
@@ -182,17 +203,24 @@ def log_model(model_path: Path, registered_name: str, labels: list[str], img_siz
 
     from fer_age import serving
 
-    signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, 3))]),
-                               outputs=Schema([ColSpec("string", "label"),
-                                               *[ColSpec("double", f"p_{label}") for label in labels]]))
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, 3))]),
+        outputs=Schema([ColSpec("string", "label"), *[ColSpec("double", f"p_{label}") for label in labels]]),
+    )
     config = {"labels": labels, "img_size": img_size, "grayscale": grayscale, "preprocessing": preprocessing}
     logging.getLogger("mlflow.pyfunc").setLevel(logging.WARNING)  # "Validating input example ..."
     chatter = io.StringIO()  # the registry's "Created version N" lines: said once, by the train stage
     with contextlib.redirect_stderr(chatter):
         logged = mlflow.pyfunc.log_model(
-            name="model", python_model=serving.__file__, artifacts={"keras_model": str(model_path)},
-            model_config=config, signature=signature, input_example=example, registered_model_name=registered_name,
-            pip_requirements=requirements())
+            name="model",
+            python_model=serving.__file__,
+            artifacts={"keras_model": str(model_path)},
+            model_config=config,
+            signature=signature,
+            input_example=example,
+            registered_model_name=registered_name,
+            pip_requirements=requirements(),
+        )
     kept = [line for line in chatter.getvalue().splitlines() if not REGISTRY_CHATTER.match(line)]
     if kept:
         print("\n".join(kept), file=sys.stderr)
@@ -212,9 +240,13 @@ def log_split_inputs(split_dirs: list[Path], contexts: dict[str, str], run_id: s
             x_path, y_path = array_paths(split_dir, split)
             with warnings.catch_warnings():  # a local path "can be interpreted in multiple ways": it is a file
                 warnings.filterwarnings("ignore", message="The specified dataset source")
-                dataset = from_numpy(np.load(x_path, mmap_mode="r"), targets=np.load(y_path),
-                                                 source=str(x_path.resolve()), name=f"{split_dir.name}/{split}",
-                                                 digest=digest)
+                dataset = from_numpy(
+                    np.load(x_path, mmap_mode="r"),
+                    targets=np.load(y_path),
+                    source=str(x_path.resolve()),
+                    name=f"{split_dir.name}/{split}",
+                    digest=digest,
+                )
             inputs.append(DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", context)]))
     if run_id is None:
         active = mlflow.active_run()
@@ -228,9 +260,14 @@ def guard_run(run_id: str) -> None:
     """Start a small watcher process: when this process dies while the run is RUNNING (a kill -9 that no
     handler can catch), the watcher marks the run FAILED. It runs in its own session, so the signals that
     stop a pipeline do not stop it."""
-    subprocess.Popen([sys.executable, "-m", "fer_age.tracking", run_id, str(os.getpid())],
-                     env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri()}, start_new_session=True,
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.Popen(
+        [sys.executable, "-m", "fer_age.tracking", run_id, str(os.getpid())],
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri()},
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _watch(run_id: str, pid: int) -> None:
