@@ -168,3 +168,37 @@ def test_team_stack_never_deletes_a_folder_that_is_not_a_stack(tmp_path):
     with pytest.raises(StackError, match="thesis.tex"):
         start(work)
     assert (work / "thesis.tex").read_text() == "precious"
+
+
+def test_a_server_refusing_the_credentials_says_which_variables_to_set(monkeypatch, tmp_path):
+    import http.server
+    import threading
+
+    from fer_age.tracking import TrackingStoreError, connect
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"error_code": "UNAUTHENTICATED", "message": "bad credentials"}')
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(TrackingStoreError) as err:
+            connect("fer-age-generalization")
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(err.value)
+    assert "refused the credentials" in message and "MLFLOW_TRACKING_USERNAME" in message
+    assert "start the server" not in message

@@ -293,6 +293,26 @@ def test_predict_applies_a_model_to_new_files_of_every_kind(study, tmp_path, mon
     pd.testing.assert_frame_equal(results["h5"].drop(columns="message"), results["mlflow"].drop(columns="message"))
 
 
+def test_predict_loads_other_mlflow_models_only_when_told_to_trust_their_code(study, tmp_path, monkeypatch, capsys):
+    from mlflow import MlflowClient
+
+    from fer_age.cli import main
+
+    monkeypatch.chdir(study)
+    run_id = _runs(_client(study), "tags.stage = 'train' and tags.name = 'SAMPLE-CHILD'")[0].info.run_id
+    folder = MlflowClient(f"sqlite:///{study / 'mlflow.db'}").download_artifacts(run_id, "model", str(tmp_path))
+    photo = sorted((study / "data" / "raw" / "SAMPLE-CHILD").rglob("*.png"))[0]
+    out = tmp_path / "p.csv"
+    for uri in (f"file://{folder}", folder):
+        assert main(["predict", str(photo), "--model", uri, "--out", str(out)]) == 1
+        assert "--trust-model-code" in capsys.readouterr().err and not out.exists()
+    assert main(["predict", str(photo), "--model", f"file://{folder}", "--out", str(out), "--trust-model-code"]) == 0
+    assert pd.read_csv(out)["label"].notna().all()
+    started = time.perf_counter()  # a folder as --out fails before the model is loaded or any photo read
+    assert main(["predict", str(photo), "--model", f"runs:/{run_id}/model", "--out", str(tmp_path)]) == 1
+    assert "must name a .csv file" in capsys.readouterr().err and time.perf_counter() - started < 5
+
+
 def test_changing_one_dataset_reruns_only_what_changes(study_copy):
     params = yaml.safe_load((study_copy / "params.yaml").read_text())
     params["datasets"]["SAMPLE-CHILD"]["subject_pattern"] = r"_(s\d\d)_"  # finds the same subjects

@@ -61,6 +61,12 @@ def parser() -> argparse.ArgumentParser:
         help="a trained .h5 file (with its training.json) or an MLflow model URI (runs:/..., models:/...)",
     )
     predict.add_argument("--out", default="predictions.csv", help="output CSV (default: predictions.csv)")
+    predict.add_argument(
+        "--trust-model-code",
+        action="store_true",
+        help="also load MLflow models from outside the project's store (file:, s3:, a folder): loading an "
+        "MLflow model runs its Python code, so only for models you trust",
+    )
     predict.set_defaults(module="predict")
     return cli
 

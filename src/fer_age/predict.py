@@ -8,6 +8,7 @@ probability column per label. Unreadable, too small or face-less files get a sta
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,21 +17,33 @@ import pandas as pd
 from tqdm import tqdm
 
 from fer_age.config import Config
-from fer_age.datasets import is_image
+from fer_age.datasets import is_image, printable
 from fer_age.errors import FerAgeError
 from fer_age.faces import face_crop, find_faces, make_detector, read_image, square
 from fer_age.layout import Status, TrainingInfo, require
 
+PROJECT_URIS = ("models:/", "runs:/")  # MLflow models of the project's own tracking store
+
 
 class FaceModel:
-    """A trained model that takes face crops: a .h5 file with its training.json, or an MLflow model URI."""
+    """A trained model that takes face crops: a .h5 file with its training.json, or an MLflow model URI.
 
-    def __init__(self, model: str):
+    Loading an MLflow pyfunc model runs that model's Python code, so only the project's own models
+    (``models:/``, ``runs:/`` in its tracking store) load unless ``trust_any_uri`` says otherwise.
+    """
+
+    def __init__(self, model: str, trust_any_uri: bool = False):
         path = Path(model)
         if path.suffix in (".h5", ".keras") and "://" not in model:
             self._load_file(require(path, "give a trained .h5 file or an MLflow model URI (runs:/..., models:/...)"))
-        else:
+        elif model.startswith(PROJECT_URIS) or trust_any_uri:
             self._load_mlflow(model)
+        else:
+            raise FerAgeError(
+                f"--model {model} is not one of the project's models (a trained .h5 file, or models:/... or "
+                "runs:/... in its tracking store). Loading an MLflow model runs its Python code: add "
+                "--trust-model-code to load it only if you trust whoever made it"
+            )
 
     def _load_file(self, path: Path) -> None:
         from fer_age import serving
@@ -111,7 +124,13 @@ def predict_files(files: list[Path], model: FaceModel, config: Config, chunk: in
         for path in batch:
             status, message, detector = statuses[path]
             rows.append(
-                {"file": str(path), "status": status, "detector": detector, "message": message, **by_file.get(path, {})}
+                {
+                    "file": printable(str(path)),
+                    "status": status,
+                    "detector": detector,
+                    "message": message,
+                    **by_file.get(path, {}),
+                }
             )
     columns = ["file", "status", "detector", "label", *[f"p_{label}" for label in model.labels], "message"]
     return pd.DataFrame(rows).reindex(columns=columns)
@@ -119,11 +138,16 @@ def predict_files(files: list[Path], model: FaceModel, config: Config, chunk: in
 
 def main(config: Config, args: argparse.Namespace) -> None:
     """``fer-age predict``."""
-    model = FaceModel(args.model)
+    out = Path(args.out)
+    if out.is_dir() or out.suffix.lower() != ".csv":
+        raise FerAgeError(f"--out {out} must name a .csv file, not a folder or another kind of file")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise FerAgeError(f"--out {out} cannot be written (permissions)")
+    model = FaceModel(args.model, args.trust_model_code)
     files = input_files(args.paths)
     table = predict_files(files, model, config, config.crop.batch_size * 8)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False, float_format="%.6g")
+    table.to_csv(out, index=False, float_format="%.6g")
     counts = ", ".join(f"{s}={n}" for s, n in table["status"].value_counts().items())
     print(
         f"predict: {len(table)} files ({counts}); labels: {table['label'].value_counts().to_dict()}; "

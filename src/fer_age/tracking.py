@@ -58,13 +58,21 @@ def tracking_uri() -> str:
     return uri
 
 
+REFUSED = re.compile(r"\b(401|403)\b|unauthori[sz]ed|unauthenticated|forbidden|permission[ _]denied", re.IGNORECASE)
+
+
 def _store_error(uri: str, action: str, err: Exception) -> TrackingStoreError:
     cause = redact(f"{type(err).__name__}: {err}").splitlines()
-    hint = (
-        "start the server or fix MLFLOW_TRACKING_URI"
-        if uri.startswith("http")
-        else "check that the file is an MLflow SQLite store you may write, or move it away"
-    )
+    if uri.startswith("http") and REFUSED.search(str(err)):
+        action = "be used: it refused the credentials"
+        hint = (
+            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) to an "
+            "account of that server"
+        )
+    elif uri.startswith("http"):
+        hint = "start the server or fix MLFLOW_TRACKING_URI"
+    else:
+        hint = "check that the file is an MLflow SQLite store you may write, or move it away"
     return TrackingStoreError(
         f"MLflow tracking store {redact(uri)} cannot {action} "
         f"({cause[0][:200] if cause else type(err).__name__}); {hint}"
