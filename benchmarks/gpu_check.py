@@ -5,7 +5,7 @@ Usage: python benchmarks/gpu_check.py [--model resnet50] [--img-size 224] [--bat
        [--steps 300] [--processes N] [--json gpu_check.json]
 
 As the train stage does: the registry's batch size and trainable layers unless given, op determinism on
-(which also keeps XLA off), mixed precision on a GPU, uint8 batches from ``fer_age.data.make_dataset`` over
+(which also keeps XLA off), mixed precision on a GPU, uint8 batches from ``fer_age.modeling.inputs.make_dataset`` over
 a memory-mapped .npy, augmentation and preprocessing on the device (``with_device_input``). Trains ``steps``
 steps fed by that pipeline, then ``steps`` steps on one batch already on the device:
 ``input_wait = 1 - t(device batch) / t(pipeline)`` is the share of time the GPU waits for input.
@@ -40,8 +40,8 @@ def check(model_name: str, size: int, batch: int | None, steps: int, fine_tune_l
     import tensorflow as tf
     from run import memmapped_split  # the benchmark suite's, beside this script
 
-    from fer_age.data import make_dataset, with_device_input
-    from fer_age.models import build_model, preprocessing_fn
+    from fer_age.modeling.inputs import make_dataset, with_device_input
+    from fer_age.modeling.models import build_model, preprocessing_fn
     from fer_age.registry import model_spec
 
     spec = model_spec(model_name)

@@ -74,7 +74,7 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
 
 def test_scores(work: Path, labels: list[str]) -> tuple[dict, dict]:
     """Scores of the trained model and of the FER2013 baseline on the current test split."""
-    from fer_age.inference import (
+    from fer_age.modeling.inference import (
         baseline_predictor,
         load_keras_model,
         load_test_splits,

@@ -89,7 +89,7 @@ def sample_folder(root: Path, subjects: int, size: int = 224, odd_sizes: bool = 
     import cv2
 
     from fer_age.config import STUDY_LABELS
-    from fer_age.sample import generate_dataset
+    from fer_age.faces.synthetic import generate_dataset
 
     generate_dataset(root, "BENCH", "adult", list(STUDY_LABELS), subjects, 2, size, seed=7)
     if odd_sizes:
@@ -103,10 +103,10 @@ def sample_folder(root: Path, subjects: int, size: int = 224, odd_sizes: bool = 
 def crop_batching(folder: str, batch_size: int, limit: int) -> dict:
     """Detection throughput of MTCNN at ``batch_size`` and at 1 on the same images; identical crop outputs?"""
     from fer_age.config import CropConfig, DatasetConfig
-    from fer_age.crop import crop_dataset
-    from fer_age.datasets import discover
     from fer_age.emotions import KNOWN_EMOTIONS
-    from fer_age.faces import MtcnnDetector, load_image, make_detector
+    from fer_age.faces.detection import MtcnnDetector, load_image, make_detector
+    from fer_age.faces.formats import discover
+    from fer_age.stages.crop import crop_dataset
 
     root = Path(folder)
     items = discover(root, root.name, DatasetConfig(raw=root.name, age_group="adult"), sorted(KNOWN_EMOTIONS))
@@ -147,8 +147,8 @@ def input_pipeline(n: int, size: int, epochs: int) -> dict:
     on the device), fed by tf.data over a memory-mapped .npy and by an in-memory array."""
     import keras
 
-    from fer_age.data import make_dataset, with_device_input
-    from fer_age.models import build_model, preprocessing_fn
+    from fer_age.modeling.inputs import make_dataset, with_device_input
+    from fer_age.modeling.models import build_model, preprocessing_fn
 
     labels_ = ["Angry", "Fear", "Happy", "Sad"]
     with memmapped_split(n, size) as (images, labels):
@@ -178,7 +178,7 @@ def input_pipeline(n: int, size: int, epochs: int) -> dict:
 def input_feed(n: int, size: int, batch: int) -> dict:
     """Images per second the train stage's tf.data pipeline delivers with no model (shuffled uint8 batches
     gathered from a memory-mapped .npy): the most one training process can feed an accelerator."""
-    from fer_age.data import make_dataset
+    from fer_age.modeling.inputs import make_dataset
 
     with memmapped_split(n, size) as (images, labels):
         dataset = make_dataset(images, labels, batch, None, 4, training=True, class_weights=np.ones(4))
@@ -195,7 +195,7 @@ def input_feed(n: int, size: int, batch: int) -> dict:
 def evaluate_memory(rows: int, samples: int) -> dict:
     """Peak memory (MB above the data's baseline) and seconds of scoring one pooled cell of ``rows`` predictions
     (10 models over rows/10 test images), with ``samples`` bootstrap resamples."""
-    from fer_age.scoring import cross_scores
+    from fer_age.results.scoring import cross_scores
 
     rng = np.random.default_rng(0)
     images = rows // 10
@@ -228,7 +228,7 @@ def split_memory(images: int, size: int) -> dict:
     import cv2
 
     from fer_age.config import SplitConfig
-    from fer_age.split import split_dataset, write_arrays
+    from fer_age.stages.split import split_dataset, write_arrays
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -280,7 +280,7 @@ def train_throughput(model_name: str, size: int, steps: int, batch: int, repeats
     import_tensorflow()
     import keras
 
-    from fer_age.models import build_model
+    from fer_age.modeling.models import build_model
 
     keras.utils.set_random_seed(0)
     model = build_model(model_name, "m2", size, ["A", "B", "C", "D"], "none", fine_tune_layers=100_000)

@@ -17,6 +17,7 @@ from fer_age.config import STUDY_LABELS
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))  # stage_deps: the import graph behind dvc.yaml's deps
+sys.path.insert(0, str(REPO / "team"))  # stack: the local team stack (PostgreSQL, S3, MLflow server)
 LABELS = list(STUDY_LABELS)
 PROJECT_FILES = ("dvc.yaml", "src", ".dvc/config", ".dvc/.gitignore", ".dvc/plots", ".dvcignore", ".gitignore")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_age.sample import make_subject, render_scene
+from fer_age.faces.synthetic import make_subject, render_scene
 
 CKPLUS_CODES = {"Angry": 1, "Disgust": 3, "Fear": 4, "Happy": 5, "Sad": 6, "Surprise": 7}
 FACES_CODES = {"Angry": "a", "Disgust": "d", "Fear": "f", "Happy": "h", "Neutral": "n", "Sad": "s"}

@@ -2,16 +2,20 @@
 
 import yaml
 from conftest import REPO
-from stage_deps import SOURCE, closure, graph, module_imports
+from stage_deps import SOURCE, closure, graph, module_imports, stage_deps
 
 from fer_age.cli import parser
 
-STAGE_MODULES = {"sample", "crop", "split", "train", "pool", "evaluate", "explain", "predict", "check"}
+STAGES = "stages/"
 
 
 def _subcommand_modules() -> dict[str, str]:
     subparsers = next(a for a in parser()._actions if a.dest == "stage")
     return {name: sub.get_default("module") for name, sub in subparsers.choices.items()}
+
+
+def _stage_files() -> set[str]:
+    return {m for m in graph() if m.startswith(STAGES) and not m.endswith("__init__.py")}
 
 
 def test_dvc_yaml_deps_list_exactly_the_modules_each_command_imports():
@@ -21,15 +25,26 @@ def test_dvc_yaml_deps_list_exactly_the_modules_each_command_imports():
     for name, stage in stages.items():
         body = stage.get("do", stage)
         subcommand = body["cmd"].split()[1]
-        expected = {f"src/fer_age/{m}.py" for m in closure("cli", modules[subcommand]) | {"__init__"}}
+        expected = set(stage_deps(modules[subcommand]))
         declared = {d for d in body["deps"] if isinstance(d, str) and d.startswith("src/")}
         assert declared == expected, f"{name}: missing {expected - declared}, extra {declared - expected}"
 
 
-def test_stages_import_only_contracts_config_and_helpers():
-    for stage in STAGE_MODULES & set(graph()):
-        others = closure(stage) - {stage}
-        assert not others & STAGE_MODULES, f"{stage} imports the stage(s) {others & STAGE_MODULES}"
+def test_stages_import_the_library_never_each_other_and_the_library_never_a_stage():
+    stages = _stage_files()
+    assert {"stages/crop.py", "stages/train.py", "stages/evaluate.py"} <= stages
+    for stage in stages:
+        others = closure(stage) & stages - {stage}
+        assert not others, f"{stage} imports the stage(s) {others}"
+    for module in set(graph()) - stages - {"cli.py"}:
+        assert not closure(module) & stages, f"the library module {module} imports a stage"
+
+
+def test_subpackages_show_the_architecture():
+    folders = {m.split("/")[0] for m in graph() if "/" in m}
+    assert folders == {"stages", "faces", "modeling", "results", "tracking"}
+    for folder in folders:
+        assert (SOURCE / folder / "__init__.py").read_text().startswith('"""'), f"{folder} says what it holds"
 
 
 def test_no_import_cycles():
@@ -51,15 +66,17 @@ def test_no_import_cycles():
 
 def test_every_cli_module_exists_and_has_a_main():
     for module in set(_subcommand_modules().values()):
-        assert (SOURCE / f"{module}.py").is_file(), module
-        assert "def main(config: Config, args: argparse.Namespace) -> None:" in (SOURCE / f"{module}.py").read_text()
+        path = SOURCE / STAGES / f"{module}.py"
+        assert path.is_file(), module
+        assert "def main(config: Config, args: argparse.Namespace) -> None:" in path.read_text()
 
 
-def test_contract_paths_live_in_layout_only():
-    for path in SOURCE.glob("*.py"):
-        if path.stem in ("layout", "tracking"):
+def test_contract_paths_live_in_contracts_only():
+    for path in SOURCE.rglob("*.py"):
+        relative = str(path.relative_to(SOURCE))
+        if relative in ("contracts.py", "tracking/runs.py"):
             continue
         text = path.read_text()
         for literal in ('"data/', "'data/", '"crop_report.csv"', '"manifest.csv"', '"training.json"', '"X_{'):
-            assert literal not in text, f"{path.name} spells the contract {literal} itself"
-    assert "layout" in module_imports("crop") and "layout" in module_imports("evaluate")
+            assert literal not in text, f"{relative} spells the contract {literal} itself"
+    assert "contracts.py" in module_imports("stages/crop.py") and "contracts.py" in module_imports("stages/evaluate.py")

@@ -7,8 +7,8 @@ import sys
 import keras
 import numpy as np
 
-from fer_age.data import DeviceInput, make_dataset, with_device_input
-from fer_age.models import build_model, preprocessing_fn
+from fer_age.modeling.inputs import DeviceInput, make_dataset, with_device_input
+from fer_age.modeling.models import build_model, preprocessing_fn
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(0, 256, (10, 16, 16, 3), dtype=np.uint8)

@@ -9,8 +9,8 @@ from conftest import LABELS
 from PIL import Image
 
 from fer_age.config import ConfigError, DatasetConfig
-from fer_age.datasets import check_labels, discover
-from fer_age.layout import Status
+from fer_age.contracts import Status
+from fer_age.faces.formats import check_labels, discover
 
 FACES_PATTERN = r"^(?P<subject>\d+)_(?P<age>[ymo])_[mf]_(?P<emotion>[adfhns])_[ab]\.jpg$"
 FACES_EMOTIONS = {"a": "Angry", "d": "Disgust", "f": "Fear", "h": "Happy", "n": "Neutral", "s": "Sad"}

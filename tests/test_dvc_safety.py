@@ -9,7 +9,7 @@ import pytest
 from conftest import commit, make_project, run, tiny_params, write_params
 from layouts import _scene
 
-from fer_age.sample import make_subject
+from fer_age.faces.synthetic import make_subject
 
 HOSTILE = "../../../victim"  # from <tmp>/a/b/project, the victim folder next to a/
 LIMIT_S = 240  # a DVC that hashes the victim's FIFO hangs: the command is stopped and the test fails

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from fer_age.cli import main
 from fer_age.config import ConfigError
-from fer_age.layout import fresh_dir
+from fer_age.contracts import fresh_dir
 
 BAD_NAMES = ["../../../outside/dir", "/tmp/victim", "X;touch INJECTED;echo", "a/b", "..", "crop@../../x"]
 
@@ -160,7 +160,7 @@ def test_sigkill_during_training_then_repro_gives_identical_outputs_and_no_runni
 
 
 def test_team_stack_never_deletes_a_folder_that_is_not_a_stack(tmp_path):
-    from fer_age.team_stack import StackError, start
+    from stack import StackError, start
 
     work = tmp_path / "work"
     work.mkdir()
@@ -174,7 +174,7 @@ def test_a_server_refusing_the_credentials_says_which_variables_to_set(monkeypat
     import http.server
     import threading
 
-    from fer_age.tracking import TrackingStoreError, connect
+    from fer_age.tracking.runs import TrackingStoreError, connect
 
     class Refuse(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's name)

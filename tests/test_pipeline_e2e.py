@@ -227,7 +227,7 @@ def test_each_training_run_logs_a_usable_registered_mlflow_model(study):
     import keras
     import mlflow
 
-    from fer_age.models import preprocessing_fn
+    from fer_age.modeling.models import preprocessing_fn
 
     client = _client(study)
     run = _runs(client, "tags.stage = 'train' and tags.name = 'KIDS'")[0]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from fer_age.errors import FerAgeError
+from fer_age.modeling.saliency import bootstrap_difference, bootstrap_mean, gradcam, target_layer, upper_face_share
 from fer_age.registry import MODELS, ModelSpec
-from fer_age.saliency import bootstrap_difference, bootstrap_mean, gradcam, target_layer, upper_face_share
 
 
 def _two_feature_model(uses_channel: int):
@@ -65,8 +65,8 @@ def test_every_registry_model_declares_a_target_layer_and_a_model_without_fails_
 
 
 def test_explain_section_draws_no_conclusion_for_a_degenerate_model():
-    from fer_age.explain import section
-    from fer_age.saliency import share_table
+    from fer_age.modeling.saliency import share_table
+    from fer_age.stages.explain import section
 
     rng = np.random.default_rng(2)
     rows = []

@@ -5,8 +5,8 @@ import numpy as np
 from conftest import LABELS
 
 from fer_age.config import DatasetConfig
-from fer_age.datasets import discover, subject_id
-from fer_age.sample import generate_dataset, name_seed
+from fer_age.faces.formats import discover, subject_id
+from fer_age.faces.synthetic import generate_dataset, name_seed
 
 
 def _digest(folder):
@@ -41,7 +41,7 @@ def test_scenes_are_full_scenes_not_crops(tmp_path):
 
 def test_mtcnn_detects_the_synthetic_faces(tmp_path):
     """Detection rate of MTCNN (weights shipped in its wheel) on every age group."""
-    from fer_age.faces import MtcnnDetector, choose_face
+    from fer_age.faces.detection import MtcnnDetector, choose_face
 
     detector = MtcnnDetector(min_confidence=0.8)
     rates = {}

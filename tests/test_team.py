@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import commit, make_project, run, tiny_params
-
-from fer_age.team_stack import BUCKET, start, stop
+from stack import BUCKET, start, stop
 
 pytestmark = pytest.mark.team
 EXPERIMENT = "fer-age-generalization"

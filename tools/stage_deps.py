@@ -1,34 +1,53 @@
 """The import graph of the package, read from its source (no module is imported), and the ``dvc.yaml`` module
-deps it implies: ``python tools/stage_deps.py`` rewrites them, ``--check`` fails when they differ."""
+deps it implies: ``python tools/stage_deps.py`` rewrites them, ``--check`` fails when they differ.
+
+Modules are named by their path under ``src/fer_age/`` (``stages/crop.py``, ``config.py``); importing a module of
+a subpackage imports the subpackage's ``__init__.py`` too, so that file counts as a dep.
+"""
 
 from __future__ import annotations
 
 import ast
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 PACKAGE = "fer_age"
 SOURCE = Path(__file__).resolve().parents[1] / "src" / PACKAGE
 
 
+def _file(dotted: str) -> str | None:
+    """The file of module ``fer_age.<dotted>`` ('' = the package itself), relative to SOURCE, or None."""
+    base = PurePosixPath(*dotted.split(".")) if dotted else PurePosixPath()
+    for candidate in (base.with_suffix(".py") if dotted else None, base / "__init__.py"):
+        if candidate is not None and (SOURCE / candidate).is_file():
+            return str(candidate)
+    return None
+
+
+def _with_packages(module: str) -> set[str]:
+    """``module`` and the ``__init__.py`` of every package above it."""
+    parts = PurePosixPath(module).parts[:-1]
+    return {module} | {str(PurePosixPath(*parts[:i], "__init__.py")) for i in range(len(parts) + 1)}
+
+
 def module_imports(module: str) -> set[str]:
     """The package modules that ``module`` imports anywhere in its body (function-level imports too)."""
-    tree = ast.parse((SOURCE / f"{module}.py").read_text())
-    found = set()
+    tree = ast.parse((SOURCE / module).read_text())
+    found: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == PACKAGE:
-                found |= {alias.name for alias in node.names}
-            elif node.module.startswith(f"{PACKAGE}."):
-                found.add(node.module.split(".")[1])
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == PACKAGE:
+            dotted = node.module.partition(".")[2]
+            for alias in node.names:  # from fer_age.modeling import serving: a module
+                found.add(_file(f"{dotted}.{alias.name}" if dotted else alias.name) or "")
+            found.add(_file(dotted) or "")
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith(f"{PACKAGE}.")}
-    return {m for m in found if (SOURCE / f"{m}.py").is_file()}
+            found |= {_file(a.name.partition(".")[2]) or "" for a in node.names if a.name.startswith(f"{PACKAGE}.")}
+    return set().union(*(_with_packages(m) for m in found if m)) - {module}
 
 
 def closure(*modules: str) -> set[str]:
-    """``modules`` and everything they import, directly or not."""
+    """``modules`` and everything they import, directly or not (package ``__init__.py`` files included)."""
     seen: set[str] = set()
-    pending = list(modules)
+    pending = [m for module in modules for m in _with_packages(module)]
     while pending:
         module = pending.pop()
         if module not in seen:
@@ -38,20 +57,33 @@ def closure(*modules: str) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
-    return {p.stem: module_imports(p.stem) for p in sorted(SOURCE.glob("*.py"))}
+    """Every module of the package and the modules it imports."""
+    return {
+        str(p.relative_to(SOURCE)): module_imports(str(p.relative_to(SOURCE))) for p in sorted(SOURCE.rglob("*.py"))
+    }
+
+
+def stage_module(subcommand_module: str) -> str:
+    """The file of a ``fer-age`` sub-command's module (argparse's ``module`` default, e.g. ``crop``)."""
+    return f"stages/{subcommand_module}.py"
+
+
+def stage_deps(subcommand_module: str) -> list[str]:
+    """The ``src/fer_age/...`` deps of a stage whose command is ``fer-age <subcommand>``."""
+    return [f"src/{PACKAGE}/{m}" for m in sorted(closure("cli.py", stage_module(subcommand_module)))]
 
 
 def refresh_dvc_yaml(path: Path) -> None:
-    """Rewrite the ``src/fer_age/*.py`` deps of every stage in dvc.yaml from the import graph."""
+    """Rewrite the ``src/fer_age/...`` deps of every stage in dvc.yaml from the import graph."""
     lines, out, module = path.read_text().splitlines(), [], None
     for line in lines:
         stripped = line.strip()
         if stripped.startswith("cmd: fer-age "):
             module = stripped.split()[2]
-        if stripped.startswith("- src/fer_age/"):
+        if stripped.startswith(f"- src/{PACKAGE}/"):
             if module is not None:
                 indent = line[: len(line) - len(line.lstrip())]
-                out += [f"{indent}- src/fer_age/{m}.py" for m in sorted(closure("cli", module) | {"__init__"})]
+                out += [f"{indent}- {dep}" for dep in stage_deps(module)]
                 module = None
             continue
         out.append(line)
@@ -63,11 +95,9 @@ if __name__ == "__main__":
 
     dvc_yaml = SOURCE.parents[1] / "dvc.yaml"
     before = dvc_yaml.read_text()
+    refresh_dvc_yaml(dvc_yaml)
     if "--check" in sys.argv[1:]:
-        refresh_dvc_yaml(dvc_yaml)
         after = dvc_yaml.read_text()
         dvc_yaml.write_text(before)
         if after != before:
             sys.exit("dvc.yaml's module deps differ from the import graph: run `make deps`")
-    else:
-        refresh_dvc_yaml(dvc_yaml)

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             and TENSORFLOW_DETECTORS & set(config.crop.detectors)
         ):
             import_tensorflow()
-        importlib.import_module(f"fer_age.{args.module}").main(config, args)
+        importlib.import_module(f"fer_age.stages.{args.module}").main(config, args)
     except FerAgeError as err:  # the project's own errors: one line
         print(redact(f"fer-age {args.stage}: error: {err}"), file=sys.stderr)
         return 1

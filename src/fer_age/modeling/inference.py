@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_age.layout import POOL_PREFIX, TrainingInfo, read_manifest, require
-from fer_age.models import WeightsUnavailableError, fer2013_weights_file
+from fer_age.contracts import POOL_PREFIX, TrainingInfo, read_manifest, require
+from fer_age.modeling.models import WeightsUnavailableError, fer2013_weights_file
 from fer_age.registry import model_spec
 
 BASELINE_NAME = "FER2013"
@@ -39,7 +39,7 @@ class Predictor:
 
 def load_test_splits(datasets: list[str], splits_dir: Path) -> dict[str, SplitImages]:
     """The test split of every dataset."""
-    from fer_age.data import load_split
+    from fer_age.modeling.inputs import load_split
 
     tests = {}
     for name in datasets:
@@ -91,7 +91,7 @@ def load_keras_model(predictor: Predictor):
     """The Keras model of ``predictor`` (the baseline is built from the FER2013 file)."""
     import keras
 
-    from fer_age.models import build_model
+    from fer_age.modeling.models import build_model
 
     if predictor.baseline:
         info = predictor.info
@@ -101,8 +101,8 @@ def load_keras_model(predictor: Predictor):
 
 def predict_probabilities(model, images: np.ndarray, model_name: str, preprocessing: str) -> np.ndarray:
     """Class probabilities of ``model`` for uint8 ``images``, in batches."""
-    from fer_age.data import image_batches
-    from fer_age.models import preprocessing_fn
+    from fer_age.modeling.inputs import image_batches
+    from fer_age.modeling.models import preprocessing_fn
 
     return model.predict(image_batches(images, PREDICT_BATCH, preprocessing_fn(model_name, preprocessing)), verbose=0)
 

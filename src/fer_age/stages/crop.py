@@ -15,10 +15,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from fer_age.config import Config, CropConfig
-from fer_age.datasets import RawItem, check_labels, discover
+from fer_age.contracts import CROP_REPORT, CROPPED, RAW, REPORT_COLUMNS, USABLE, Status, fresh_dir
 from fer_age.errors import FerAgeError
-from fer_age.faces import Detector, face_crop, find_faces, make_detector, read_image
-from fer_age.layout import CROP_REPORT, CROPPED, RAW, REPORT_COLUMNS, USABLE, Status, fresh_dir
+from fer_age.faces.detection import Detector, face_crop, find_faces, make_detector, read_image
+from fer_age.faces.formats import RawItem, check_labels, discover
 
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3]  # fixed encoding: identical bytes for identical pixels
 LOAD_CHUNK = 8  # batches of images loaded at once

@@ -13,8 +13,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from fer_age.config import Config
-from fer_age.inference import Predictor, baseline_predictor, load_test_splits, predict_all, trained_models
-from fer_age.layout import (
+from fer_age.contracts import (
     COMPLET_RESULT,
     CROSS_AGE,
     CROSS_DATASET,
@@ -27,8 +26,9 @@ from fer_age.layout import (
     SPLITS,
     fresh_dir,
 )
-from fer_age.reporting import metrics_dict, report_markdown, with_ci
-from fer_age.scoring import classification_rows, cross_scores, headline, ordered
+from fer_age.modeling.inference import Predictor, baseline_predictor, load_test_splits, predict_all, trained_models
+from fer_age.results.reporting import metrics_dict, report_markdown, with_ci
+from fer_age.results.scoring import classification_rows, cross_scores, headline, ordered
 
 
 def score_tables(predictions: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -51,7 +51,7 @@ def write_figures(
     figures: Path,
 ) -> None:
     """Cross-age and cross-dataset heatmaps, confusion-matrix grid, misclassified gallery of every model."""
-    from fer_age.plots import plot_confusion_grid, plot_gallery, plot_heatmap
+    from fer_age.results.plots import plot_confusion_grid, plot_gallery, plot_heatmap
 
     level = f"accuracy ({config.evaluate.confidence_level:.0%} CI)"
     for table, rows, cols, name in (
@@ -101,7 +101,7 @@ def log_to_mlflow(
     """One evaluation run with every cell and the outputs; each training run gets its own test scores."""
     import mlflow
 
-    from fer_age.tracking import (
+    from fer_age.tracking.runs import (
         file_digest,
         find_training_run,
         log_split_inputs,
@@ -175,7 +175,7 @@ def log_to_mlflow(
 
 def main(config: Config, args: argparse.Namespace) -> None:
     """``fer-age evaluate``: predictions, complet_result.csv, cross-age CSVs, metrics, figures, report."""
-    from fer_age.tracking import connect
+    from fer_age.tracking.runs import connect
 
     datasets = list(config.datasets)
     predictors = trained_models(datasets, MODELS)

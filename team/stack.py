@@ -1,8 +1,8 @@
 """A local team stack for trying and testing: PostgreSQL, an S3-compatible server (moto) and an MLflow tracking
 server on that database with artifacts proxied to the bucket, all on 127.0.0.1 with generated credentials.
 
-    python -m fer_age.team_stack start [--dir .team]   # prints the client environment; writes <dir>/env.sh
-    python -m fer_age.team_stack stop [--dir .team]    # stops each server by its PID
+    python team/stack.py start [--dir .team]   # prints the client environment; writes <dir>/env.sh
+    python team/stack.py stop [--dir .team]    # stops each server by its PID
 
 Real hosts (a managed PostgreSQL and S3, or a self-hosted compose file) are in the README's "Team set-up".
 """
@@ -270,7 +270,7 @@ def start(root: Path) -> Stack:
     """Start the three servers in ``root`` (which must not hold a running stack); stop them all on failure."""
     root = root.resolve()
     if (root / STATE_FILE).exists():
-        raise StackError(f"{root} already holds a stack; stop it first (python -m fer_age.team_stack stop)")
+        raise StackError(f"{root} already holds a stack; stop it first (python team/stack.py stop)")
     if root.exists():  # a stopped stack's folder is reused; any other folder is never deleted
         foreign = sorted(p.name for p in root.iterdir() if p.name not in STACK_FILES)
         if foreign:
@@ -331,7 +331,7 @@ def stop(root: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cli = argparse.ArgumentParser(prog="python -m fer_age.team_stack", description=__doc__.splitlines()[0])
+    cli = argparse.ArgumentParser(prog="python team/stack.py", description=__doc__.splitlines()[0])
     cli.add_argument("action", choices=("start", "stop"))
     cli.add_argument("--dir", type=Path, default=Path(".team"), help="the stack's folder (default: .team)")
     args = cli.parse_args(argv)

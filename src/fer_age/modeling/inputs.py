@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from fer_age.contracts import array_paths, require
 from fer_age.errors import FerAgeError
-from fer_age.layout import array_paths, require
 
 
 def load_split(split_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -8,16 +8,12 @@ feature size (children) or grey hair and wrinkles (older adults).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-
-from fer_age.config import Config, ConfigError
-from fer_age.layout import RAW, fresh_dir
 
 SKIN_TONES = [(235, 200, 175), (224, 185, 150), (205, 160, 125), (180, 130, 95), (150, 105, 75), (115, 78, 55)]
 HAIR_COLOURS = {
@@ -269,16 +265,3 @@ def generate_dataset(
                 cv2.imwrite(str(path), cv2.cvtColor(scene, cv2.COLOR_RGB2BGR))
                 count += 1
     return count
-
-
-def main(config: Config, args: argparse.Namespace) -> None:
-    """``fer-age sample DATASET``: write the synthetic dataset into its raw folder."""
-    name = args.dataset
-    if name not in config.sample.datasets:
-        raise ConfigError(f"'{name}' is not listed under 'sample.datasets' in params.yaml")
-    s = config.sample
-    out_dir = fresh_dir(RAW, name)  # params validation: a study dataset of this name reads data/raw/<name>
-    n = generate_dataset(
-        out_dir, name, s.datasets[name], config.labels, s.subjects, s.images_per_emotion, s.scene_size, config.seed
-    )
-    print(f"sample {name}: {n} images in {RAW / name}")

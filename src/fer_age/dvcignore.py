@@ -1,22 +1,18 @@
-"""``fer-age pipeline``: write what ``dvc repro`` iterates over and must not hash, from params.yaml.
+"""Raw-folder entries DVC cannot hash, listed in a block of ``.dvcignore``.
 
-- dvc.yaml's ``pipeline`` vars: the dataset names and raw folders (see :mod:`fer_age.dvc_vars`);
-- a block of ``.dvcignore``: entries of the raw folders that DVC cannot hash. DVC hashes each raw folder
-  before crop runs, and hangs on a FIFO, stops on a dangling link, a link loop or a file name that is not
-  UTF-8; listed there, DVC skips them while crop still gives each its report row. ``fer-age check`` says when
-  the block is stale.
+DVC hashes each raw folder before crop runs, and hangs on a FIFO, stops on a dangling link, a link loop or a
+file name that is not UTF-8. Listed in ``.dvcignore``, DVC skips them while crop still gives each its report
+row. ``fer-age pipeline`` writes the block, ``fer-age check`` says when it is stale.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 
 from fer_age.config import Config
-from fer_age.datasets import walk
-from fer_age.dvc_vars import pipeline_vars, write_pipeline_vars
-from fer_age.layout import RAW
+from fer_age.contracts import RAW
+from fer_age.faces.formats import walk
 
 IGNORE_BEGIN = "# BEGIN fer-age pipeline: raw entries DVC cannot hash (crop reports each); `fer-age pipeline` writes"
 IGNORE_END = "# END fer-age pipeline"
@@ -73,17 +69,3 @@ def stale_dvcignore(config: Config, dvcignore: Path) -> list[str]:
     match = IGNORE_BLOCK.search(text)
     listed = set(match.group(0).splitlines()) if match else set()
     return [p for p in unhashable_entries(config) if p not in listed]
-
-
-def main(config: Config, args: argparse.Namespace) -> None:
-    """``fer-age pipeline``: write the datasets of params.yaml into dvc.yaml's pipeline vars."""
-    path = Path(args.dvc_yaml)
-    changed = write_pipeline_vars(config, path)
-    datasets = ", ".join(pipeline_vars(config)["datasets"])
-    print(f"{path}: pipeline vars {'written' if changed else 'already up to date'} (datasets: {datasets})")
-    patterns = unhashable_entries(config)
-    changed = write_dvcignore(patterns, path.parent / ".dvcignore")
-    print(
-        f"{path.parent / '.dvcignore'}: {len(patterns)} raw entries DVC cannot hash "
-        f"{'written' if changed else 'already listed'}" + "".join(f"\n  {p}" for p in patterns)
-    )

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from fer_age.config import Config, SplitConfig
+from fer_age.contracts import CROPPED, MANIFEST, SPLIT_NAMES, SPLITS, USABLE, array_paths, fresh_dir, read_crop_report
 from fer_age.errors import FerAgeError
-from fer_age.faces import square
+from fer_age.faces.detection import square
 from fer_age.grouping import SPLIT_ORDER, deal_groups, group_ids, split_fractions
-from fer_age.layout import CROPPED, MANIFEST, SPLIT_NAMES, SPLITS, USABLE, array_paths, fresh_dir, read_crop_report
 
 
 class SplitError(FerAgeError, ValueError):

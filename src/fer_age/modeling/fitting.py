@@ -13,7 +13,7 @@ from sklearn.metrics import f1_score
 from sklearn.utils.class_weight import compute_class_weight
 
 from fer_age.config import Config
-from fer_age.layout import (
+from fer_age.contracts import (
     HISTORY_FIGURE,
     TrainingInfo,
     fresh_dir,
@@ -233,8 +233,8 @@ def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResul
     import mlflow
     import tensorflow as tf
 
-    from fer_age.data import load_splits, make_dataset, with_device_input
-    from fer_age.models import build_model, preprocessing_fn
+    from fer_age.modeling.inputs import load_splits, make_dataset, with_device_input
+    from fer_age.modeling.models import build_model, preprocessing_fn
 
     keras.utils.set_random_seed(hp.seed)
     tf.config.experimental.enable_op_determinism()
@@ -296,9 +296,9 @@ def train_and_track(
     """
     import mlflow
 
-    from fer_age.data import load_splits
-    from fer_age.plots import plot_history
-    from fer_age.tracking import connect, file_digest, log_model, log_split_inputs, run_tags, tracked_run
+    from fer_age.modeling.inputs import load_splits
+    from fer_age.results.plots import plot_history
+    from fer_age.tracking.runs import connect, file_digest, log_model, log_split_inputs, run_tags, tracked_run
 
     hp = Hyperparameters.resolve(config)
     spec = model_spec(hp.model)

@@ -17,10 +17,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from fer_age.config import Config
-from fer_age.datasets import is_image, printable
+from fer_age.contracts import Status, TrainingInfo, require
 from fer_age.errors import FerAgeError
-from fer_age.faces import face_crop, find_faces, make_detector, read_image, square
-from fer_age.layout import Status, TrainingInfo, require
+from fer_age.faces.detection import face_crop, find_faces, make_detector, read_image, square
+from fer_age.faces.formats import is_image, printable
 
 PROJECT_URIS = ("models:/", "runs:/")  # MLflow models of the project's own tracking store
 
@@ -46,7 +46,7 @@ class FaceModel:
             )
 
     def _load_file(self, path: Path) -> None:
-        from fer_age import serving
+        from fer_age.modeling import serving
         from fer_age.registry import serving_preprocessing
 
         info = TrainingInfo.load(path.parent)
@@ -68,7 +68,7 @@ class FaceModel:
     def _load_mlflow(self, uri: str) -> None:
         import mlflow
 
-        from fer_age.tracking import use_store
+        from fer_age.tracking.runs import use_store
 
         use_store()
         try:

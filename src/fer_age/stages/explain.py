@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from fer_age.config import Config
-from fer_age.inference import Predictor, SplitImages, load_keras_model, load_test_splits, trained_models
-from fer_age.layout import EXPLAIN, MODELS, RESULTS, SPLITS, fresh_dir
+from fer_age.contracts import EXPLAIN, MODELS, RESULTS, SPLITS, fresh_dir
+from fer_age.modeling.inference import Predictor, SplitImages, load_keras_model, load_test_splits, trained_models
+from fer_age.modeling.saliency import bootstrap_difference, gradcam, share_table, target_layer, upper_face_share
 from fer_age.registry import model_spec
-from fer_age.saliency import bootstrap_difference, gradcam, share_table, target_layer, upper_face_share
 
 SALIENCY = "saliency.csv"
 SECTION = "report.md"
@@ -48,7 +48,7 @@ def explain_model(
     predictor: Predictor, images: np.ndarray, chosen: pd.DataFrame, labels: list[str]
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Per chosen image: prediction, correctness and upper-face share of the Grad-CAM map; and the maps."""
-    from fer_age.models import preprocessing_fn
+    from fer_age.modeling.models import preprocessing_fn
 
     info = predictor.info
     layer = target_layer(info.model, model_spec(info.model))
@@ -116,7 +116,7 @@ def log_figures(predictor: Predictor, figures: list[Path], experiment_id: str) -
     """Attach the figures to the MLflow run that trained the model (when the store has it)."""
     from mlflow import MlflowClient
 
-    from fer_age.tracking import file_digest, find_training_run, tracking_uri
+    from fer_age.tracking.runs import file_digest, find_training_run, tracking_uri
 
     if predictor.path is None:  # the baseline: no training run
         return
@@ -128,8 +128,8 @@ def log_figures(predictor: Predictor, figures: list[Path], experiment_id: str) -
 
 def main(config: Config, args: argparse.Namespace) -> None:
     """``fer-age explain``."""
-    from fer_age.plots import plot_cam_gallery, plot_cam_grid
-    from fer_age.tracking import connect
+    from fer_age.results.plots import plot_cam_gallery, plot_cam_grid
+    from fer_age.tracking.runs import connect
 
     datasets = list(config.datasets)
     predictors = trained_models(datasets, MODELS)

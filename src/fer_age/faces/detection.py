@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fer_age.config import CropConfig
+from fer_age.contracts import Status
 from fer_age.errors import FerAgeError
-from fer_age.layout import Status
 
 HAAR_FILE = "haarcascade_frontalface_default.xml"
 BUCKET = 64  # MTCNN batches hold images padded to the same multiple of this many pixels

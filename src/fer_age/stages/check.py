@@ -7,10 +7,10 @@ from collections import Counter
 from pathlib import Path
 
 from fer_age.config import Config, ConfigError
-from fer_age.datasets import check_labels, discover
+from fer_age.contracts import RAW
 from fer_age.dvc_vars import check_pipeline_vars
-from fer_age.layout import RAW
-from fer_age.pipeline import stale_dvcignore
+from fer_age.dvcignore import stale_dvcignore
+from fer_age.faces.formats import check_labels, discover
 
 
 def main(config: Config, args: argparse.Namespace) -> None:

@@ -11,9 +11,9 @@ import argparse
 import json
 
 from fer_age.config import Config, ConfigError
-from fer_age.fitting import train_and_track
-from fer_age.layout import MODELS, POOL_PREFIX, SPLITS, fresh_dir, pool_name, read_manifest
-from fer_age.tracking import connect
+from fer_age.contracts import MODELS, POOL_PREFIX, SPLITS, fresh_dir, pool_name, read_manifest
+from fer_age.modeling.fitting import train_and_track
+from fer_age.tracking.runs import connect
 
 
 def pooled_models(config: Config) -> dict[str, list[str]]:

@@ -23,9 +23,9 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from fer_age.config import ConfigError, DatasetConfig
+from fer_age.contracts import MissingInputError, Status
 from fer_age.emotions import CKPLUS_CODES, KNOWN_EMOTIONS, canonical_emotion
 from fer_age.errors import FerAgeError
-from fer_age.layout import MissingInputError, Status
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"})  # Pillow reads
 NEEDS_PLUGIN = {".heic": "pillow-heif", ".heif": "pillow-heif", ".avif": "pillow-avif-plugin"}

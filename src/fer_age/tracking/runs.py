@@ -20,8 +20,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import numpy as np
 
+from fer_age.contracts import array_paths, split_digest
 from fer_age.errors import FerAgeError, redact
-from fer_age.layout import array_paths, split_digest
 
 EXPS_TMP = os.path.join(".dvc", "tmp", "exps")
 REGISTRY_CHATTER = re.compile(r"^(Successfully registered model|Registered model .* already exists|Created version)")
@@ -209,7 +209,7 @@ def log_model(
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
-    from fer_age import serving
+    from fer_age.modeling import serving
 
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, 3))]),
@@ -269,7 +269,7 @@ def guard_run(run_id: str) -> None:
     handler can catch), the watcher marks the run FAILED. It runs in its own session, so the signals that
     stop a pipeline do not stop it."""
     subprocess.Popen(
-        [sys.executable, "-m", "fer_age.tracking", run_id, str(os.getpid())],
+        [sys.executable, "-m", "fer_age.tracking.runs", run_id, str(os.getpid())],
         env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri()},
         start_new_session=True,
         stdin=subprocess.DEVNULL,

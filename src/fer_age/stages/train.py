@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from fer_age.config import Config
-from fer_age.fitting import train_and_track
-from fer_age.layout import HISTORY, MODELS, SPLITS
+from fer_age.contracts import HISTORY, MODELS, SPLITS
+from fer_age.modeling.fitting import train_and_track
 
 
 def main(config: Config, args: argparse.Namespace) -> None:

@@ -1,0 +1,1 @@
+"""Faces: detection and cropping, the raw dataset formats, the synthetic demo faces."""

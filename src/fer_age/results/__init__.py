@@ -1,0 +1,1 @@
+"""Results: scores with bootstrap intervals, the report's markdown, the figures."""
