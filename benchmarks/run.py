@@ -104,9 +104,10 @@ def crop_batching(folder: str, batch_size: int, limit: int) -> dict:
     """Detection throughput of MTCNN at ``batch_size`` and at 1 on the same images; identical crop outputs?"""
     from fer_age.config import CropConfig, DatasetConfig
     from fer_age.emotions import KNOWN_EMOTIONS
-    from fer_age.faces.detection import MtcnnDetector, load_image, make_detector
+    from fer_age.faces.crops import crop_dataset
+    from fer_age.faces.detection import MtcnnDetector, make_detector
     from fer_age.faces.formats import discover
-    from fer_age.stages.crop import crop_dataset
+    from fer_age.faces.images import load_image
 
     root = Path(folder)
     items = discover(root, root.name, DatasetConfig(raw=root.name, age_group="adult"), sorted(KNOWN_EMOTIONS))
@@ -228,7 +229,7 @@ def split_memory(images: int, size: int) -> dict:
     import cv2
 
     from fer_age.config import SplitConfig
-    from fer_age.stages.split import split_dataset, write_arrays
+    from fer_age.splits import split_dataset, write_arrays
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:

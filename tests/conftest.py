@@ -75,8 +75,9 @@ def make_project(root: Path, params: dict | None = None) -> Path:
 
 def write_params(root: Path, params: dict) -> None:
     """Write ``params`` and, when they are valid, dvc.yaml's pipeline vars (as ``fer-age pipeline`` does)."""
-    from fer_age.config import ConfigError, config_from_dict
+    from fer_age.config import ConfigError
     from fer_age.dvc_vars import write_pipeline_vars
+    from fer_age.loading import config_from_dict
 
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with contextlib.suppress(ConfigError):  # invalid params: the stages refuse them, whatever dvc.yaml lists

@@ -80,3 +80,11 @@ def test_contract_paths_live_in_contracts_only():
         for literal in ('"data/', "'data/", '"crop_report.csv"', '"manifest.csv"', '"training.json"', '"X_{'):
             assert literal not in text, f"{relative} spells the contract {literal} itself"
     assert "contracts.py" in module_imports("stages/crop.py") and "contracts.py" in module_imports("stages/evaluate.py")
+
+
+def test_no_module_is_over_300_lines_and_stages_are_short_commands():
+    for module in graph():
+        lines = len((SOURCE / module).read_text().splitlines())
+        assert lines <= 300, f"{module} has {lines} lines"
+        if module.startswith(STAGES):
+            assert lines <= 100, f"the stage {module} has {lines} lines: move its logic into the library"

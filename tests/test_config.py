@@ -4,8 +4,9 @@ import pytest
 import yaml
 from conftest import REPO, tiny_params
 
-from fer_age.config import ConfigError, config_from_dict, load_config
+from fer_age.config import ConfigError
 from fer_age.grouping import subjects_per_split
+from fer_age.loading import config_from_dict, load_config
 
 
 def test_project_params_are_valid():
@@ -140,7 +141,7 @@ def recording():
 
 
 def test_reads_are_recorded_as_the_params_keys_dvc_declares(recording):
-    from fer_age.config import config_from_dict
+    from fer_age.loading import config_from_dict
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     del params["pool"]

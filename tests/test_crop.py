@@ -14,19 +14,12 @@ from PIL import Image
 
 from fer_age.config import CropConfig, DatasetConfig
 from fer_age.contracts import USABLE, Status
-from fer_age.faces.detection import (
-    Face,
-    HaarDetector,
-    MtcnnDetector,
-    NoDetector,
-    choose_face,
-    clip_face,
-    crop_face,
-    load_image,
-)
+from fer_age.faces.cropping import Face, choose_face, clip_face, crop_face
+from fer_age.faces.crops import NoUsableImagesError, crop_dataset, write_report
+from fer_age.faces.detection import HaarDetector, MtcnnDetector, NoDetector
 from fer_age.faces.formats import discover
+from fer_age.faces.images import load_image
 from fer_age.faces.synthetic import generate_dataset
-from fer_age.stages.crop import NoUsableImagesError, crop_dataset, write_report
 
 _SEEDS = itertools.count()
 
@@ -244,7 +237,7 @@ def test_crop_max_pixels_governs_pillows_own_limit(tmp_path, monkeypatch):
 def test_a_full_disk_is_an_os_error_naming_the_file(tmp_path):
     import errno
 
-    from fer_age.stages.crop import _save
+    from fer_age.faces.crops import _save
 
     target = tmp_path / "crop.png"
     target.symlink_to("/dev/full")  # every write fails with ENOSPC

@@ -142,7 +142,7 @@ def weight_interpolation_case(start_sign: float):
     import keras
     import tensorflow as tf
 
-    from fer_age.modeling.fitting import argmax_macro_f1
+    from fer_age.modeling.selection import argmax_macro_f1
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax", use_bias=False)])
     model.compile(loss="categorical_crossentropy", metrics=["accuracy", argmax_macro_f1(2)])
@@ -155,7 +155,7 @@ def weight_interpolation_case(start_sign: float):
 
 
 def test_weight_interpolation_keeps_the_fitted_model_unless_a_blend_scores_higher_on_validation():
-    from fer_age.modeling.fitting import choose_interpolation
+    from fer_age.modeling.selection import choose_interpolation
 
     # a fitted model that forgot everything: a blend close to the start wins (0.5 is all zeros: a tie at chance)
     model, start, valid, fitted = weight_interpolation_case(start_sign=1.0)
@@ -175,7 +175,7 @@ def test_validation_macro_f1_is_sklearns_on_argmax_labels_and_gives_a_constant_m
     import keras
     from sklearn.metrics import f1_score
 
-    from fer_age.modeling.fitting import argmax_macro_f1
+    from fer_age.modeling.selection import argmax_macro_f1
 
     rng = np.random.default_rng(0)
     y_true = np.repeat(np.arange(4), 5)
@@ -194,7 +194,7 @@ def test_validation_macro_f1_is_sklearns_on_argmax_labels_and_gives_a_constant_m
 
 
 def test_selection_never_keeps_a_degenerate_model_over_one_that_learned():
-    from fer_age.modeling.fitting import is_better, selection_key
+    from fer_age.modeling.selection import is_better, selection_key
 
     # the untrained epoch: a constant model with the majority class's accuracy and chance macro-F1
     constant = {"val_accuracy": 0.70, "val_macro_f1": 0.21}
@@ -215,7 +215,7 @@ def test_interpolation_keeps_no_degenerate_blend_even_when_it_scores_higher_on_t
     import keras
     import tensorflow as tf
 
-    from fer_age.modeling.fitting import argmax_macro_f1, choose_interpolation
+    from fer_age.modeling.selection import argmax_macro_f1, choose_interpolation
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax", use_bias=False)])
     model.compile(loss="categorical_crossentropy", metrics=["accuracy", argmax_macro_f1(2)])

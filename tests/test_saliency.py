@@ -66,7 +66,7 @@ def test_every_registry_model_declares_a_target_layer_and_a_model_without_fails_
 
 def test_explain_section_draws_no_conclusion_for_a_degenerate_model():
     from fer_age.modeling.saliency import share_table
-    from fer_age.stages.explain import section
+    from fer_age.results.reporting import section
 
     rng = np.random.default_rng(2)
     rows = []

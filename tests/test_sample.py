@@ -41,7 +41,8 @@ def test_scenes_are_full_scenes_not_crops(tmp_path):
 
 def test_mtcnn_detects_the_synthetic_faces(tmp_path):
     """Detection rate of MTCNN (weights shipped in its wheel) on every age group."""
-    from fer_age.faces.detection import MtcnnDetector, choose_face
+    from fer_age.faces.cropping import choose_face
+    from fer_age.faces.detection import MtcnnDetector
 
     detector = MtcnnDetector(min_confidence=0.8)
     rates = {}

@@ -7,8 +7,8 @@ from conftest import LABELS
 from sklearn.metrics import accuracy_score, f1_score
 
 from fer_age.contracts import TrainingInfo
-from fer_age.modeling.fitting import degenerate_reason
 from fer_age.modeling.inference import Predictor, SplitImages, prediction_frame
+from fer_age.modeling.selection import degenerate_reason
 from fer_age.results.reporting import metrics_dict, report_markdown
 from fer_age.results.scoring import (
     bootstrap_scores,

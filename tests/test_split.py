@@ -11,7 +11,7 @@ from PIL import Image
 from fer_age.config import SplitConfig
 from fer_age.contracts import array_paths
 from fer_age.grouping import group_ids
-from fer_age.stages.split import SplitError, split_dataset, write_arrays
+from fer_age.splits import SplitError, split_dataset, write_arrays
 
 
 def _crop_dir(tmp_path, subjects=10, per_subject=2, duplicates=True):
@@ -130,7 +130,7 @@ def test_one_large_subject_does_not_swell_the_test_split(tmp_path):
     )
     big = manifest.index[manifest["label"] == 0][:15]
     manifest.loc[big, "subject"] = "s99"
-    from fer_age.stages.split import assign_splits
+    from fer_age.splits import assign_splits
 
     groups = group_ids(manifest["subject"].tolist(), manifest["sha1"].tolist(), True)
     split = assign_splits(manifest["label"].to_numpy(), groups, SplitConfig(), 42, LABELS)

@@ -15,9 +15,10 @@ import sys
 import traceback
 from pathlib import Path
 
-from fer_age.config import ConfigError, check_name, load_config, record_reads
+from fer_age.config import ConfigError, check_name, record_reads
 from fer_age.dvc_vars import check_pipeline_vars
 from fer_age.errors import FerAgeError, redact
+from fer_age.loading import load_config
 from fer_age.runtime import import_tensorflow, quiet_tensorflow
 
 TENSORFLOW_STAGES = {"train", "pool", "evaluate", "explain", "predict"}

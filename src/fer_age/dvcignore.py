@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fer_age.config import Config
 from fer_age.contracts import RAW
-from fer_age.faces.formats import walk
+from fer_age.faces.entries import walk
 
 IGNORE_BEGIN = "# BEGIN fer-age pipeline: raw entries DVC cannot hash (crop reports each); `fer-age pipeline` writes"
 IGNORE_END = "# END fer-age pipeline"

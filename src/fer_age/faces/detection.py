@@ -6,21 +6,18 @@ Every detector takes a list of RGB uint8 images and returns, per image, the face
 
 from __future__ import annotations
 
-import math
 import os
-import warnings
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fer_age.config import CropConfig
-from fer_age.contracts import Status
 from fer_age.errors import FerAgeError
+from fer_age.faces.cropping import Face, choose_face
 
 HAAR_FILE = "haarcascade_frontalface_default.xml"
 BUCKET = 64  # MTCNN batches hold images padded to the same multiple of this many pixels
@@ -28,20 +25,6 @@ BUCKET = 64  # MTCNN batches hold images padded to the same multiple of this man
 
 class DetectorUnavailableError(FerAgeError, RuntimeError):
     """A detector cannot run here (missing weights or cascade file)."""
-
-
-@dataclass(frozen=True)
-class Face:
-    """One detected face: box as x, y, width, height in pixels; eyes in (x, y) when known."""
-
-    box: tuple[int, int, int, int]
-    confidence: float
-    left_eye: tuple[float, float] | None = None
-    right_eye: tuple[float, float] | None = None
-
-    @property
-    def area(self) -> int:
-        return self.box[2] * self.box[3]
 
 
 class Detector(Protocol):
@@ -232,103 +215,6 @@ def make_detector(name: str, cfg: CropConfig) -> Detector:
     raise KeyError(f"unknown detector '{name}'")
 
 
-def clip_face(face: Face, height: int, width: int, min_face: int) -> tuple[Face | None, str]:
-    """``face`` with its box clipped to the image, or None and why it is unusable.
-
-    A box must have a positive size, and at least ``min_face`` pixels on each side once clipped.
-    """
-    x, y, w, h = face.box
-    if w <= 0 or h <= 0:
-        return None, f"box {w}x{h} at ({x}, {y}) has no area"
-    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
-    if x1 - x0 < min_face or y1 - y0 < min_face:
-        inside = f"{max(x1 - x0, 0)}x{max(y1 - y0, 0)}"
-        return None, f"box {w}x{h} at ({x}, {y}) is {inside} inside the image, below crop.min_face {min_face}"
-    return replace(face, box=(x0, y0, x1 - x0, y1 - y0)), ""
-
-
-def choose_face(faces: list[Face], height: int, width: int, min_face: int) -> tuple[Face | None, str]:
-    """The best usable face (most confident, then largest) and, when there is none, why."""
-    reasons = []
-    for face in sorted(faces, key=lambda f: (-round(f.confidence, 2), -f.area)):
-        usable, reason = clip_face(face, height, width, min_face)
-        if usable is not None:
-            return usable, ""
-        reasons.append(reason)
-    return None, "; ".join(reasons) or "no face found"
-
-
-def crop_face(image: np.ndarray, face: Face, margin: float, align: bool) -> np.ndarray:
-    """Cut ``face`` out of ``image`` with ``margin`` (fraction of the box on each side).
-
-    With ``align`` and known eyes, the image is first rotated about the face centre so that
-    the eyes are level.
-    """
-    x, y, w, h = face.box
-    cx, cy = x + w / 2, y + h / 2
-    if align and face.left_eye and face.right_eye:
-        (lx, ly), (rx, ry) = face.left_eye, face.right_eye
-        angle = math.degrees(math.atan2(ry - ly, rx - lx))
-        rotation = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
-        image = cv2.warpAffine(image, rotation, (image.shape[1], image.shape[0]), borderMode=cv2.BORDER_REPLICATE)
-    half_w, half_h = w * (0.5 + margin), h * (0.5 + margin)
-    x0, x1 = max(int(cx - half_w), 0), min(int(cx + half_w), image.shape[1])
-    y0, y1 = max(int(cy - half_h), 0), min(int(cy + half_h), image.shape[0])
-    return image[y0:y1, x0:x1]
-
-
-class ImageTooLargeError(ValueError):
-    """An image has more pixels than ``crop.max_pixels`` allows."""
-
-
-def load_image(path: Path, max_pixels: int = 200_000_000) -> np.ndarray:
-    """Read any supported image as RGB uint8, honouring EXIF rotation.
-
-    Handles grayscale, palette, RGBA/LA (composited on white), CMYK and 16-bit images;
-    raises ``OSError``/``ValueError`` for unreadable files and images above ``max_pixels``.
-    """
-    # crop.max_pixels is the guard: Pillow's own (about 179 Mpx) is off, the size is checked from the header
-    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
-                if opened.width * opened.height > max_pixels:
-                    raise ImageTooLargeError(
-                        f"{opened.width}x{opened.height} = {opened.width * opened.height:,} "
-                        f"pixels is above crop.max_pixels {max_pixels:,} (decompression-bomb "
-                        "guard)"
-                    )
-                opened.load()
-                image = ImageOps.exif_transpose(opened)
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
-        top = 65535.0 if values.max() > 255 else 255.0 if values.max() > 1 else 1.0  # 16-bit, 8-bit or [0, 1]
-        image = Image.fromarray((values / top * 255).clip(0, 255).astype(np.uint8), "L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    array = np.asarray(image.convert("RGB"))
-    if array.size == 0:
-        raise ValueError("image has no pixels")
-    return array
-
-
-def read_image(path: Path, cfg: CropConfig) -> tuple[np.ndarray | None, tuple[str, str]]:
-    """The image at ``path``, or None with the (status, message) saying why it cannot be used."""
-    try:
-        image = load_image(path, cfg.max_pixels)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, UnidentifiedImageError) as err:
-        return None, (Status.UNREADABLE, f"{type(err).__name__}: {err}"[:300])
-    height, width = image.shape[:2]
-    if min(height, width) < cfg.min_face:
-        return None, (Status.TOO_SMALL, f"{width}x{height} px: a side is below crop.min_face {cfg.min_face}")
-    return image, ("", "")
-
-
 def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     scale = max_side / max(image.shape[:2])
     if scale >= 1:
@@ -377,17 +263,3 @@ def find_faces(images: list[np.ndarray], detectors: list[Detector], cfg: CropCon
     for i in pending:
         results[i] = (None, "", "; ".join(reasons[i]))
     return results
-
-
-def face_crop(image: np.ndarray, face: Face | None, cfg: CropConfig) -> np.ndarray:
-    """The face (or, with no face, the whole image) with margin, alignment and the grayscale step."""
-    if face is not None:
-        image = crop_face(image, face, cfg.margin, cfg.align)
-    if cfg.grayscale:  # as the original: grayscale, back to three channels
-        image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
-    return image
-
-
-def square(image: np.ndarray, size: int) -> np.ndarray:
-    """``image`` resized to ``size`` x ``size`` (area interpolation), as the models take it."""
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)

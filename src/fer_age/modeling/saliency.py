@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from fer_age.errors import FerAgeError
-from fer_age.registry import ModelSpec
+from fer_age.modeling.inference import Predictor, SplitImages, load_keras_model
+from fer_age.registry import ModelSpec, model_spec
 
 UPPER_FACE = 0.5  # crops are the face box plus a margin: the upper half holds eyes and brows, the lower the mouth
 
@@ -97,3 +98,52 @@ def share_table(cells: pd.DataFrame, samples: int, level: float, seed: int) -> p
                 }
             )
     return pd.DataFrame(rows)
+
+
+def select_images(tests: dict[str, SplitImages], per_cell: int, seed: int) -> pd.DataFrame:
+    """Up to ``per_cell`` test images per test age group and label, drawn with ``seed``; the same for every model."""
+    pool = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "test_dataset": name,
+                    "index": np.arange(len(t.labels)),
+                    "label": t.labels,
+                    "test_age_group": t.age_groups,
+                    "source": t.sources,
+                }
+            )
+            for name, t in tests.items()
+        ],
+        ignore_index=True,
+    )
+    rng = np.random.default_rng(seed)
+    chosen = [
+        cell.iloc[np.sort(rng.choice(len(cell), min(per_cell, len(cell)), replace=False))]
+        for _, cell in pool.groupby(["test_age_group", "label"], sort=True)
+    ]
+    return pd.concat(chosen, ignore_index=True)
+
+
+def explain_model(
+    predictor: Predictor, images: np.ndarray, chosen: pd.DataFrame, labels: list[str]
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per chosen image: prediction, correctness and upper-face share of the Grad-CAM map; and the maps."""
+    from fer_age.modeling.models import preprocessing_fn
+
+    info = predictor.info
+    layer = target_layer(info.model, model_spec(info.model))
+    model = load_keras_model(predictor)
+    x = np.asarray(preprocessing_fn(info.model, info.preprocessing)(images.astype(np.float32)))
+    predicted = model.predict(x, verbose=0).argmax(axis=1)
+    maps = gradcam(model, layer, x, predicted)
+    cells = chosen.assign(
+        model_name=info.name,
+        train_age_group=info.age_group,
+        degenerate=info.degenerate,
+        predicted=predicted,
+        correct=predicted == chosen["label"].to_numpy(),
+        upper_share=upper_face_share(maps),
+        emotion=[labels[i] for i in chosen["label"]],
+    )
+    return cells, maps

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from fer_age.modeling.saliency import bootstrap_difference
+
 
 def with_ci(table: pd.DataFrame, score: str, digits: int, sep: str = " ") -> list[str]:
     """``score`` of each row as text with its confidence interval, e.g. ``0.833 [0.729, 0.917]``."""
@@ -121,4 +123,48 @@ def report_markdown(
         lines += ["", "## Pooled models and baselines against the own-group model", "", *comparisons]
     if flagged:
         lines += ["", "## Flagged models", "", *flagged]
+    return "\n".join(lines) + "\n"
+
+
+def section(
+    cells: pd.DataFrame, table: pd.DataFrame, age_groups: list[str], samples: int, level: float, seed: int
+) -> str:
+    """The report section: per model, the upper-face share per test age group and its difference from the share
+    on the model's own group, each with a bootstrap CI over images. A model flagged degenerate at training gets
+    its shares but no verdict: where a model that learned nothing looks says nothing about age groups."""
+    overall = table[table["emotion"] == "all"]
+    lines = [
+        "# Where the models look",
+        "",
+        f"Share of Grad-CAM saliency on the upper face (eyes, brows: the crop's upper half) with {level:.0%} "
+        "bootstrap CIs over images; the rest falls on the lower face (nose, mouth). For other age groups, the "
+        "difference from the model's own group, with its CI (each group's images resampled).",
+        "",
+    ]
+    for name, part in overall.groupby("model_name", sort=False):
+        by_group = part.set_index("test_age_group")
+        own_group = part["train_age_group"].iat[0]
+        model_cells = cells[cells["model_name"] == name]
+        shares = model_cells.groupby("test_age_group")["upper_share"]
+        degenerate = model_cells["degenerate"].iat[0]
+        flag = f" **degenerate** ({degenerate}): shares only, no verdict" if degenerate else ""
+        lines.append(f"- **{name}** (trained on {own_group}){flag}:")
+        for group in [g for g in age_groups if g in by_group.index]:
+            r = by_group.loc[group]
+            text = f"{r.upper_share:.2f} [{r.upper_share_ci_low:.2f}, {r.upper_share_ci_high:.2f}]"
+            if group == own_group:
+                text += " (own group)"
+            elif own_group in by_group.index and not degenerate:
+                diff, low, high = bootstrap_difference(
+                    shares.get_group(group).to_numpy(), shares.get_group(own_group).to_numpy(), samples, level, seed
+                )
+                verdict = (
+                    "not clearly different"
+                    if low <= 0 <= high
+                    else "more on the upper face"
+                    if low > 0
+                    else "more on the lower face"
+                )
+                text += f"; {diff:+.2f} [{low:+.2f}, {high:+.2f}] against {own_group}: {verdict}"
+            lines.append(f"  - on {group} test images: {text}")
     return "\n".join(lines) + "\n"

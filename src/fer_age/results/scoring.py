@@ -8,6 +8,8 @@ import pandas as pd
 import scipy.sparse as sparse
 from sklearn.metrics import accuracy_score, classification_report, f1_score
 
+from fer_age.config import Config
+
 PAIR_KEYS = ["model", "head", "train_dataset", "train_age_group", "baseline", "test_dataset"]
 BOOTSTRAP_BUDGET = 4_000_000  # resampled image counts held at once (about 32 MB)
 
@@ -170,3 +172,14 @@ def headline(cross_age: pd.DataFrame, age_groups: list[str]) -> pd.DataFrame:
             "other_group_ci_high",
         ],
     )
+
+
+def score_tables(predictions: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cross-age table (train x test age group) and the cross-dataset table, with image-level CIs."""
+    e = config.evaluate
+    args = (len(config.labels), e.bootstrap_samples, e.confidence_level, config.seed)
+    train_order = list(dict.fromkeys([*config.age_groups, *predictions["train_age_group"]]))
+    cross_age = cross_scores(predictions, ["train_age_group", "test_age_group"], *args)
+    cross_age = ordered(ordered(cross_age, ["test_age_group"], config.age_groups), ["train_age_group"], train_order)
+    cross_dataset = cross_scores(predictions, ["train_dataset", "test_dataset", "train_age_group"], *args)
+    return cross_age, cross_dataset

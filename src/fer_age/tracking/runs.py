@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import logging
 import os
 import re
@@ -13,18 +12,13 @@ import socket
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import numpy as np
-
-from fer_age.contracts import array_paths, split_digest
 from fer_age.errors import FerAgeError, redact
 
 EXPS_TMP = os.path.join(".dvc", "tmp", "exps")
-REGISTRY_CHATTER = re.compile(r"^(Successfully registered model|Registered model .* already exists|Created version)")
 
 
 class TrackingStoreError(FerAgeError, ConnectionError):
@@ -184,84 +178,6 @@ def find_training_run(experiment_id: str, name: str, digest: str):
         max_results=1,
     )
     return runs[0] if runs else None
-
-
-def requirements() -> list[str]:
-    """The pinned packages a logged model needs (no inference step, which would import the model offline)."""
-    from importlib.metadata import version
-
-    packages = ("tensorflow", "keras", "numpy", "pandas", "opencv-contrib-python-headless", "mlflow")
-    return [f"{name}=={version(name)}" for name in packages]
-
-
-def log_model(
-    model_path: Path,
-    registered_name: str,
-    labels: list[str],
-    img_size: int,
-    grayscale: bool,
-    preprocessing: str,
-    example: np.ndarray,
-) -> str:
-    """Log the trained network as an MLflow Model at artifact path ``model`` (pyfunc: face crops in, labelled
-    probabilities out, with signature and input example) and register it; returns the new version."""
-    import mlflow
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema, TensorSpec
-
-    from fer_age.modeling import serving
-
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, 3))]),
-        outputs=Schema([ColSpec("string", "label"), *[ColSpec("double", f"p_{label}") for label in labels]]),
-    )
-    config = {"labels": labels, "img_size": img_size, "grayscale": grayscale, "preprocessing": preprocessing}
-    logging.getLogger("mlflow.pyfunc").setLevel(logging.WARNING)  # "Validating input example ..."
-    chatter = io.StringIO()  # the registry's "Created version N" lines: said once, by the train stage
-    with contextlib.redirect_stderr(chatter):
-        logged = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=serving.__file__,
-            artifacts={"keras_model": str(model_path)},
-            model_config=config,
-            signature=signature,
-            input_example=example,
-            registered_model_name=registered_name,
-            pip_requirements=requirements(),
-        )
-    kept = [line for line in chatter.getvalue().splitlines() if not REGISTRY_CHATTER.match(line)]
-    if kept:
-        print("\n".join(kept), file=sys.stderr)
-    return str(logged.registered_model_version)
-
-
-def log_split_inputs(split_dirs: list[Path], contexts: dict[str, str], run_id: str | None = None) -> None:
-    """Log the splits a run used as MLflow dataset inputs, named ``<DS>/<split>``, digest = their DVC hash."""
-    import mlflow
-    from mlflow.data.numpy_dataset import from_numpy
-    from mlflow.entities import DatasetInput, InputTag
-
-    inputs = []
-    for split_dir in split_dirs:
-        digest = split_digest(split_dir)
-        for split, context in contexts.items():
-            x_path, y_path = array_paths(split_dir, split)
-            with warnings.catch_warnings():  # a local path "can be interpreted in multiple ways": it is a file
-                warnings.filterwarnings("ignore", message="The specified dataset source")
-                dataset = from_numpy(
-                    np.load(x_path, mmap_mode="r"),
-                    targets=np.load(y_path),
-                    source=str(x_path.resolve()),
-                    name=f"{split_dir.name}/{split}",
-                    digest=digest,
-                )
-            inputs.append(DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", context)]))
-    if run_id is None:
-        active = mlflow.active_run()
-        if active is None:
-            raise RuntimeError("log_split_inputs needs a run id or an active run")
-        run_id = active.info.run_id
-    mlflow.MlflowClient().log_inputs(run_id, datasets=inputs)
 
 
 def guard_run(run_id: str) -> None:

@@ -1,0 +1,91 @@
+"""Model selection on validation: the metric the study reports (macro-F1 as sklearn computes it), degenerate
+models never kept over ones that learned, and weight-space blends with the start (WiSE-FT)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+
+def degenerate_reason(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> str:
+    """Why a model's validation predictions show it learned nothing, or '' if they do not."""
+    if len(np.unique(y_pred)) == 1:
+        return f"predicts only '{labels[int(y_pred[0])]}' on the validation split"
+    macro_f1 = f1_score(y_true, y_pred, labels=range(len(labels)), average="macro", zero_division=0)
+    if is_degenerate_score(macro_f1, len(labels)):
+        return f"validation macro-F1 {macro_f1:.2f} is no better than chance ({1 / len(labels):.2f})"
+    return ""
+
+
+def is_degenerate_score(macro_f1: float, n_classes: int) -> bool:
+    """Whether a validation macro-F1 is no better than chance (``1 / n_classes``), as a constant model scores."""
+    return macro_f1 <= 1 / n_classes
+
+
+def selection_key(metrics: dict[str, float], monitor: str, n_classes: int) -> tuple[bool, float]:
+    """What model selection maximises: a non-degenerate model first, then the monitored score.
+
+    A degenerate epoch (validation macro-F1 at or below chance) is never kept over a non-degenerate one,
+    whatever ``monitor`` says.
+    """
+    return not is_degenerate_score(metrics["val_macro_f1"], n_classes), metrics[monitor]
+
+
+def is_better(candidate: dict[str, float], best: dict[str, float], monitor: str, n_classes: int) -> bool:
+    """Whether ``candidate`` beats ``best`` by :func:`selection_key` (by more than 5e-5 on the same footing)."""
+    (ok, score), (best_ok, best_score) = (selection_key(m, monitor, n_classes) for m in (candidate, best))
+    return ok > best_ok or (ok == best_ok and score > best_score + 5e-5)
+
+
+def argmax_macro_f1(n_classes: int):
+    """Validation macro-F1 exactly as sklearn computes it on arg-max labels.
+
+    Keras' ``F1Score`` marks every tied class as predicted, so a model that outputs the same probability
+    for every class gets credit for all of them (0.40 with four classes, where sklearn says 0.10).
+    Arg-max first (ties go to the first class, as in ``numpy.argmax``), then Keras' counting.
+    """
+    import keras
+
+    class ArgmaxMacroF1(keras.metrics.F1Score):
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            labels = keras.ops.argmax(y_pred, axis=-1)
+            super().update_state(y_true, keras.ops.one_hot(labels, n_classes, dtype=self.dtype), sample_weight)
+
+    return ArgmaxMacroF1(average="macro", name="macro_f1")
+
+
+def interpolate(start: list[np.ndarray], fitted: list[np.ndarray], alpha: float) -> list[np.ndarray]:
+    """Weights ``(1 - alpha) * start + alpha * fitted`` (floating-point arrays only; others stay fitted)."""
+    return [
+        (1 - alpha) * s + alpha * f if np.issubdtype(f.dtype, np.floating) else f
+        for s, f in zip(start, fitted, strict=True)
+    ]
+
+
+def choose_interpolation(
+    model,
+    start: list[np.ndarray],
+    valid_ds,
+    monitor: str,
+    alphas: tuple[float, ...],
+    fitted_metrics: dict[str, float],
+    n_classes: int,
+) -> tuple[float, dict[str, float], dict[float, float]]:
+    """Weight-space ensembling of the starting and the fitted classifier (WiSE-FT, Wortsman et al. 2022).
+
+    Each ``alpha`` is scored on validation; the model keeps the best one by :func:`selection_key`, the fitted
+    model (alpha 1) unless another scores higher. Returns the alpha kept, its validation metrics and every
+    alpha's score.
+    """
+    if not alphas:
+        return 1.0, fitted_metrics, {}
+    fitted = model.get_weights()
+    best_alpha, best, tried = 1.0, fitted_metrics, {1.0: fitted_metrics[monitor]}
+    for alpha in sorted(alphas, reverse=True):
+        model.set_weights(interpolate(start, fitted, alpha))
+        scores = {f"val_{k}": float(v) for k, v in model.evaluate(valid_ds, verbose=0, return_dict=True).items()}
+        tried[alpha] = scores[monitor]
+        if is_better(scores, best, monitor, n_classes):
+            best_alpha, best = alpha, scores
+    model.set_weights(interpolate(start, fitted, best_alpha))
+    return best_alpha, best, tried

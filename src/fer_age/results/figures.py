@@ -1,0 +1,55 @@
+"""The evaluate stage's figures: cross-age heatmap, confusion matrices, a gallery of misclassified faces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix
+
+from fer_age.config import Config
+from fer_age.results.reporting import with_ci
+
+
+def write_figures(
+    predictions: pd.DataFrame,
+    cross_age: pd.DataFrame,
+    cross_dataset: pd.DataFrame,
+    tests: dict,
+    config: Config,
+    figures: Path,
+) -> None:
+    """Cross-age and cross-dataset heatmaps, confusion-matrix grid, misclassified gallery of every model."""
+    from fer_age.results.plots import plot_confusion_grid, plot_gallery, plot_heatmap
+
+    level = f"accuracy ({config.evaluate.confidence_level:.0%} CI)"
+    for table, rows, cols, name in (
+        (cross_age, "train_age_group", "test_age_group", "cross_age_accuracy"),
+        (cross_dataset, "train_dataset", "test_dataset", "cross_dataset_accuracy"),
+    ):
+        order = {"index": table[rows].unique(), "columns": table[cols].unique()}  # the table's, not alphabetical
+        matrix = table.pivot(index=rows, columns=cols, values="accuracy").reindex(**order)
+        notes = (
+            table.assign(text=with_ci(table, "accuracy", 2, "\n"))
+            .pivot(index=rows, columns=cols, values="text")
+            .reindex(**order)
+        )
+        plot_heatmap(matrix, level, figures / f"{name}.png", notes)
+    matrices = {
+        f"train {tr} / test {te}": confusion_matrix(g["true"], g["predicted"], labels=range(len(config.labels)))
+        for (tr, te), g in predictions.groupby(["train_dataset", "test_dataset"], sort=False)
+    }
+    plot_confusion_grid(matrices, config.labels, figures / "confusion_matrices.png")
+    wrong = predictions[predictions["true"] != predictions["predicted"]]
+    per_model = max(1, config.evaluate.gallery_size // max(predictions["train_dataset"].nunique(), 1))
+    shown = wrong.groupby("train_dataset", sort=False).head(per_model).head(config.evaluate.gallery_size)
+    images, captions = [], []
+    for row in shown.itertuples():
+        test = tests[row.test_dataset]
+        images.append(np.asarray(test.images[test.sources.index(row.source)]))
+        captions.append(
+            f"{row.train_dataset} on {row.test_dataset}\n{row.true_label} → {row.predicted_label}\n"
+            f"{Path(row.source).name[:28]}"
+        )
+    plot_gallery(images, captions, figures / "misclassified.png")
