@@ -202,7 +202,7 @@ def discover(root: Path, name: str, ds: DatasetConfig, labels: list[str]) -> lis
     if not root.is_dir():
         raise MissingInputError(
             f"raw folder '{root}' of dataset '{name}' does not exist: put the dataset there in its "
-            f"'{ds.layout}' layout (see README) and run `dvc add {root}`"
+            f"'{ds.layout}' layout (see docs/datasets.md) and run `dvc add {root}`"
         )
     files, others = walk(root)
     reading = LAYOUT_READERS[ds.layout](root, files, ds, name)
