@@ -52,8 +52,8 @@ def check(model_name: str, size: int, batch: int | None, steps: int, fine_tune_l
     if gpus:
         keras.mixed_precision.set_global_policy("mixed_float16")
     with memmapped_split(batch * min(steps, 50), size) as (images, labels):
-        classifier = build_model(model_name, "m2", size, ["A", "B", "C", "D"], "none", fine_tune_layers)
-        model = with_device_input(classifier, preprocessing_fn(model_name, "backbone"), seed=0, augment=True)
+        classifier = build_model(spec, "m2", size, ["A", "B", "C", "D"], "none", fine_tune_layers)
+        model = with_device_input(classifier, preprocessing_fn(spec, "backbone"), seed=0, augment=True)
         model.compile(keras.optimizers.Adam(1e-4), "categorical_crossentropy")
         pipeline = make_dataset(images, labels, batch, None, 4, training=True).repeat()
         model.fit(pipeline, steps_per_epoch=5, epochs=1, verbose=0, shuffle=False)  # warm-up: tracing, autotune

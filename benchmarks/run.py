@@ -150,14 +150,17 @@ def input_pipeline(n: int, size: int, epochs: int) -> dict:
 
     from fer_age.modeling.inputs import make_dataset, with_device_input
     from fer_age.modeling.models import build_model, preprocessing_fn
+    from fer_age.registry import model_spec
 
     labels_ = ["Angry", "Fear", "Happy", "Sad"]
     with memmapped_split(n, size) as (images, labels):
         rates = {}
         for kind in ("tf.data", "in-memory"):
             keras.utils.set_random_seed(0)
-            classifier = build_model("compactcnn", "m2", size, labels_, "none")
-            model = with_device_input(classifier, preprocessing_fn("compactcnn", "backbone"), 0, augment=False)
+            classifier = build_model(model_spec("compactcnn"), "m2", size, labels_, "none")
+            model = with_device_input(
+                classifier, preprocessing_fn(model_spec("compactcnn"), "backbone"), 0, augment=False
+            )
             model.compile("adam", "categorical_crossentropy")
             if kind == "tf.data":
                 fit_input = (make_dataset(images, labels, 8, None, 4, training=True),)
@@ -282,9 +285,10 @@ def train_throughput(model_name: str, size: int, steps: int, batch: int, repeats
     import keras
 
     from fer_age.modeling.models import build_model
+    from fer_age.registry import model_spec
 
     keras.utils.set_random_seed(0)
-    model = build_model(model_name, "m2", size, ["A", "B", "C", "D"], "none", fine_tune_layers=100_000)
+    model = build_model(model_spec(model_name), "m2", size, ["A", "B", "C", "D"], "none", fine_tune_layers=100_000)
     model.compile("adam", "categorical_crossentropy")
     x = np.random.default_rng(0).uniform(0, 255, (batch * steps, size, size, 3)).astype(np.float32)
     y = np.eye(4)[np.arange(batch * steps) % 4]

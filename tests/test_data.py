@@ -9,6 +9,7 @@ import numpy as np
 
 from fer_age.modeling.inputs import DeviceInput, make_dataset, with_device_input
 from fer_age.modeling.models import build_model, preprocessing_fn
+from fer_age.registry import model_spec
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(0, 256, (10, 16, 16, 3), dtype=np.uint8)
@@ -30,7 +31,7 @@ def test_preprocessed_batches_are_float32_images_mapped_by_the_function():
 
 
 def test_device_input_augments_only_when_training_and_then_preprocesses():
-    preprocess = preprocessing_fn("resnet50", "backbone")
+    preprocess = preprocessing_fn(model_spec("resnet50"), "backbone")
     expected = keras.ops.convert_to_numpy(preprocess(IMAGES.astype(np.float32)))
     device_input = DeviceInput(preprocess, seed=1, augment=True, rotation=0.1, zoom=0.1)
     assert np.allclose(keras.ops.convert_to_numpy(device_input(IMAGES, training=False)), expected)
@@ -47,8 +48,8 @@ def test_device_input_augments_only_when_training_and_then_preprocesses():
 
 
 def test_the_fitted_wrapper_trains_the_classifier_that_is_saved():
-    classifier = build_model("compactcnn", "m2", 16, ["A", "B", "C", "D"], "none")
-    preprocess = preprocessing_fn("compactcnn", "backbone")
+    classifier = build_model(model_spec("compactcnn"), "m2", 16, ["A", "B", "C", "D"], "none")
+    preprocess = preprocessing_fn(model_spec("compactcnn"), "backbone")
     model = with_device_input(classifier, preprocess, seed=3, augment=True)
     assert [w.path for w in model.weights] == [w.path for w in classifier.weights]
     direct = classifier.predict(preprocess(IMAGES.astype(np.float32)), verbose=0)

@@ -27,10 +27,12 @@ def test_registry_model_trains_saves_and_reloads(name, tmp_path):
 
     keras.utils.set_random_seed(0)
     head = "m1" if name in ("vgg16", "compactcnn") else "m2"
-    model = build_model(name, head, 32, LABELS, weights="none")
+    model = build_model(model_spec(name), head, 32, LABELS, weights="none")
     model.compile("adam", "categorical_crossentropy")
     x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
-    x = np.asarray(preprocessing_fn(name, "builtin" if model_spec(name).builtin_preprocessing else "backbone")(x))
+    x = np.asarray(
+        preprocessing_fn(model_spec(name), "builtin" if model_spec(name).builtin_preprocessing else "backbone")(x)
+    )
     model.fit(x, np.eye(4), epochs=1, verbose=0)
     assert model.output_shape == (None, 4)
     assert model.get_layer(model_spec(name).gradcam_layer) is not None  # the declared Grad-CAM layer exists
@@ -43,7 +45,7 @@ def test_registry_model_trains_saves_and_reloads(name, tmp_path):
 def test_fine_tuning_policy_unfreezes_exactly_the_last_non_batchnorm_layers():
     import keras
 
-    model = build_model("mobilenetv2", "m2", 32, LABELS, weights="none", fine_tune_layers=16)
+    model = build_model(model_spec("mobilenetv2"), "m2", 32, LABELS, weights="none", fine_tune_layers=16)
     base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3))
     expected = {layer.name for layer in base.layers[-16:] if not isinstance(layer, keras.layers.BatchNormalization)}
     base_names = {layer.name for layer in base.layers}
@@ -69,7 +71,7 @@ def test_offline_imagenet_weights_name_the_file(tmp_path, monkeypatch):
     for proxy in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
         monkeypatch.setenv(proxy, "http://127.0.0.1:9")  # nothing listens there: the download fails anywhere
     with pytest.raises(WeightsUnavailableError) as err:
-        build_model("mobilenetv2", "m2", 96, LABELS, weights="imagenet")
+        build_model(model_spec("mobilenetv2"), "m2", 96, LABELS, weights="imagenet")
     message = str(err.value)
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5" in message
     assert "~/.keras/models/" in message and "weights: none" in message
@@ -79,7 +81,7 @@ def test_minixception_default_head_is_the_fer2013_model_restricted_to_the_study_
     import keras
 
     original = keras.models.load_model(fer2013_weights_file(), compile=False)  # the file as shipped
-    ours = build_model("minixception", "default", 64, LABELS, "fer2013")
+    ours = build_model(model_spec("minixception"), "default", 64, LABELS, "fer2013")
     gray = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 1)).astype("float32")
     full = original.predict(gray / 255 * 2 - 1, verbose=0)  # its own preprocessing: [-1, 1]
     chosen = full[:, study_class_indices(LABELS)]
@@ -100,7 +102,8 @@ def test_minixception_fine_tunes_in_a_process_that_survives():
     script = (
         "import numpy as np, keras\n"
         "from fer_age.modeling.models import build_model\n"
-        "m = build_model('minixception', 'm2', 48, ['Angry', 'Fear', 'Happy', 'Sad'], 'fer2013')\n"
+        "from fer_age.registry import model_spec\n"
+        "m = build_model(model_spec('minixception'), 'm2', 48, ['Angry', 'Fear', 'Happy', 'Sad'], 'fer2013')\n"
         "m.compile('adam', 'categorical_crossentropy')\n"
         "m.fit(np.random.rand(8, 48, 48, 3).astype('float32') * 255, np.eye(4)[[0, 1, 2, 3] * 2],"
         " epochs=1, batch_size=4, verbose=0)\n"
@@ -129,7 +132,7 @@ def test_missing_fer2013_file_says_both_ways(monkeypatch, tmp_path):
     not_a_model = tmp_path / "x.hdf5"
     not_a_model.write_bytes(b"junk")
     with pytest.raises(WeightsUnavailableError, match="not a readable"):
-        build_model("minixception", "m2", 48, LABELS, str(not_a_model))
+        build_model(model_spec("minixception"), "m2", 48, LABELS, str(not_a_model))
 
 
 def test_model_file_names_follow_the_study():

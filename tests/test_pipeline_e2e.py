@@ -228,6 +228,7 @@ def test_each_training_run_logs_a_usable_registered_mlflow_model(study):
     import mlflow
 
     from fer_age.modeling.models import preprocessing_fn
+    from fer_age.registry import model_spec
 
     client = _client(study)
     run = _runs(client, "tags.stage = 'train' and tags.name = 'KIDS'")[0]
@@ -236,7 +237,9 @@ def test_each_training_run_logs_a_usable_registered_mlflow_model(study):
     images = np.load(study / "data" / "splits" / "KIDS" / "X_test.npy")
     got = pyfunc.predict(images)
     keras_model = keras.models.load_model(study / "models" / "KIDS" / "CompactCNN_m2_KIDS.h5", compile=False)
-    expected = keras_model.predict(preprocessing_fn("compactcnn", "rescale")(images.astype("float32")), verbose=0)
+    expected = keras_model.predict(
+        preprocessing_fn(model_spec("compactcnn"), "rescale")(images.astype("float32")), verbose=0
+    )
     labels = ["Angry", "Fear", "Happy", "Sad"]
     np.testing.assert_allclose(got[[f"p_{label}" for label in labels]].to_numpy(), expected, atol=1e-5)
     assert list(got["label"]) == [labels[i] for i in expected.argmax(axis=1)]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fer_age.config import Config
 from fer_age.contracts import RAW
-from fer_age.faces.entries import walk
+from fer_age.faces.entries import printable, walk
 
 IGNORE_BEGIN = "# BEGIN fer-age pipeline: raw entries DVC cannot hash (crop reports each); `fer-age pipeline` writes"
 IGNORE_END = "# END fer-age pipeline"
@@ -30,17 +30,9 @@ def unhashable_entries(config: Config, raw_root: Path = RAW) -> list[str]:
         if not root.is_dir():
             continue
         files, others = walk(root)
-        for source in sorted([*others, *(f for f in files if not _is_utf8(f))]):
+        for source in sorted([*others, *(f for f in files if printable(f) != f)]):
             patterns.append("/" + _glob_literal(f"{root.as_posix()}/{source}"))
     return patterns
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _glob_literal(path: str) -> str:

@@ -5,7 +5,7 @@ Pure data (no TensorFlow): ``config`` validates params against it, ``models`` bu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fer_age.errors import FerAgeError
 
@@ -33,6 +33,7 @@ class ModelSpec:
     min_img_size: int = 32
     builtin_preprocessing: bool = False  # the model scales its own [0, 255] input
     default_head: bool = False  # has a classifier of its own (head 'default')
+    name: str = ""  # the registry key (``model`` in params), filled in below
 
     @property
     def pretrained(self) -> bool:
@@ -83,6 +84,7 @@ MODELS: dict[str, ModelSpec] = {
     "resnet152v2": ModelSpec("ResNet152V2", "ResNet152V2", "resnet_v2", "conv5_block3_out"),
     "vgg16": ModelSpec("VGG16", "VGG16", "vgg16", "block5_conv3", fine_tune_layers=3, head_layer=-2),
 }
+MODELS = {name: replace(spec, name=name) for name, spec in MODELS.items()}
 MODEL_NAMES = tuple(MODELS)
 
 
@@ -98,16 +100,15 @@ def model_filename(model: str, head: str, dataset: str) -> str:
     return f"{model_spec(model).display_name}_{head}_{dataset}.h5"
 
 
-def preprocessing_mode(model: str, requested: str) -> str:
+def preprocessing_mode(spec: ModelSpec, requested: str) -> str:
     """``backbone`` or ``rescale`` as asked for an ImageNet backbone; the model's own mode otherwise."""
-    spec = model_spec(model)
     if spec.builtin_preprocessing:
         return "builtin"
     return "rescale" if spec.preprocess_module is None else requested
 
 
-def serving_preprocessing(model: str, mode: str) -> str:
+def serving_preprocessing(spec: ModelSpec, mode: str) -> str:
     """What the MLflow model's code applies before the network: the keras.applications module for ``backbone``,
     else the mode itself (``rescale``, ``builtin``)."""
-    module = model_spec(model).preprocess_module
+    module = spec.preprocess_module
     return module if mode == "backbone" and module is not None else mode

@@ -37,7 +37,7 @@ class FaceModel:
 
     def _load_file(self, path: Path) -> None:
         from fer_age.modeling import serving
-        from fer_age.registry import serving_preprocessing
+        from fer_age.registry import model_spec, serving_preprocessing
 
         info = TrainingInfo.load(path.parent)
         model = serving.FaceEmotionModel()  # the MLflow model's own code, so both paths predict alike
@@ -48,7 +48,7 @@ class FaceModel:
                     "labels": info.labels,
                     "img_size": info.img_size,
                     "grayscale": False,
-                    "preprocessing": serving_preprocessing(info.model, info.preprocessing),
+                    "preprocessing": serving_preprocessing(model_spec(info.model), info.preprocessing),
                 },
             )
         )

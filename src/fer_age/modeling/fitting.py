@@ -18,7 +18,7 @@ from fer_age.contracts import (
     fresh_dir,
     read_manifest,
 )
-from fer_age.registry import model_filename, model_spec, preprocessing_mode, serving_preprocessing
+from fer_age.registry import ModelSpec, model_filename, model_spec, preprocessing_mode, serving_preprocessing
 
 if TYPE_CHECKING:
     import keras
@@ -27,8 +27,10 @@ from fer_age.modeling.selection import argmax_macro_f1, choose_interpolation, de
 
 @dataclass(frozen=True)
 class Hyperparameters:
-    """Training settings with the model's own defaults filled in where params say null."""
+    """Training settings with the model's own defaults filled in where params say null; the registry entry is
+    resolved here, once."""
 
+    spec: ModelSpec
     model: str
     head: str
     img_size: int
@@ -47,6 +49,10 @@ class Hyperparameters:
     monitor: str
     mixed_precision: bool
     interpolation: tuple[float, ...]  # empty unless the model starts as a trained classifier of the study's labels
+    early_stopping_patience: int
+    reduce_lr_patience: int
+    reduce_lr_factor: float
+    min_learning_rate: float
 
     @classmethod
     def resolve(cls, config: Config) -> Hyperparameters:
@@ -55,6 +61,7 @@ class Hyperparameters:
         weights = spec.weights[0] if t.weights == "pretrained" else t.weights
         starts_as_classifier = config.head == "default" and weights != "none"
         return cls(
+            spec=spec,
             model=config.model,
             head=config.head,
             img_size=config.img_size,
@@ -62,7 +69,7 @@ class Hyperparameters:
             learning_rate=t.learning_rate or spec.learning_rate,
             batch_size=t.batch_size or spec.batch_size,
             weights=weights,
-            preprocessing=preprocessing_mode(config.model, t.preprocessing),
+            preprocessing=preprocessing_mode(spec, t.preprocessing),
             fine_tune_layers=t.fine_tune_layers if t.fine_tune_layers is not None else spec.fine_tune_layers,
             seed=config.seed,
             augment=t.augment,
@@ -73,7 +80,15 @@ class Hyperparameters:
             monitor=t.monitor,
             mixed_precision=t.mixed_precision,
             interpolation=tuple(t.interpolation) if starts_as_classifier else (),
+            early_stopping_patience=t.early_stopping_patience,
+            reduce_lr_patience=t.reduce_lr_patience,
+            reduce_lr_factor=t.reduce_lr_factor,
+            min_learning_rate=t.min_learning_rate,
         )
+
+    def params(self) -> dict:
+        """The settings as MLflow params (the registry entry by its name)."""
+        return {k: v for k, v in asdict(self).items() if k != "spec"}
 
 
 @dataclass
@@ -105,11 +120,11 @@ def age_group_label(manifests: list[pd.DataFrame], age_groups: list[str]) -> str
     return "+".join(g for g in age_groups if g in present)
 
 
-def _callbacks(config: Config, monitor: str, records: list[dict], initial: dict[str, float], n_classes: int):
+def _callbacks(hp: Hyperparameters, records: list[dict], initial: dict[str, float], n_classes: int):
     import keras
     import mlflow
 
-    t = config.train
+    monitor = hp.monitor
 
     class BestEpoch(keras.callbacks.Callback):
         """Keeps the weights of the best epoch by :func:`selection_key`, the untrained model (epoch 0) included."""
@@ -132,18 +147,18 @@ def _callbacks(config: Config, monitor: str, records: list[dict], initial: dict[
 
     return [
         BestEpoch(),
-        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", min_delta=5e-5, patience=t.early_stopping_patience),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", min_delta=5e-5, patience=hp.early_stopping_patience),
         keras.callbacks.ReduceLROnPlateau(
             monitor=monitor,
             mode="max",
-            factor=t.reduce_lr_factor,
-            patience=t.reduce_lr_patience,
-            min_lr=t.min_learning_rate,
+            factor=hp.reduce_lr_factor,
+            patience=hp.reduce_lr_patience,
+            min_lr=hp.min_learning_rate,
         ),
     ]
 
 
-def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResult:
+def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path]) -> FitResult:
     """Build, compile and fit the model; keep the best validation epoch (epoch 0 included)."""
     import keras
     import mlflow
@@ -156,7 +171,7 @@ def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResul
     tf.config.experimental.enable_op_determinism()
     if hp.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    n_classes = len(config.labels)
+    n_classes = len(labels)
     x_train, y_train = load_splits(split_dirs, "train")
     x_valid, y_valid = load_splits(split_dirs, "valid")
     weights = balanced_class_weights(y_train, n_classes) if hp.class_weights else None
@@ -168,9 +183,9 @@ def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResul
     gpus = tf.config.list_physical_devices("GPU")
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     with strategy.scope():
-        classifier = build_model(hp.model, hp.head, hp.img_size, config.labels, hp.weights, hp.fine_tune_layers)
+        classifier = build_model(hp.spec, hp.head, hp.img_size, labels, hp.weights, hp.fine_tune_layers)
         model = with_device_input(
-            classifier, preprocessing_fn(hp.model, hp.preprocessing), hp.seed, hp.augment, hp.rotation, hp.zoom
+            classifier, preprocessing_fn(hp.spec, hp.preprocessing), hp.seed, hp.augment, hp.rotation, hp.zoom
         )
         model.compile(
             optimizer=keras.optimizers.Adam(hp.learning_rate, beta_1=0.9, beta_2=0.999),
@@ -180,7 +195,7 @@ def fit(config: Config, hp: Hyperparameters, split_dirs: list[Path]) -> FitResul
     initial = {k: float(v) for k, v in model.evaluate(valid_ds, verbose=0, return_dict=True).items()}
     mlflow.log_metrics({f"val_{k}": v for k, v in initial.items()}, step=0)
     records: list[dict] = []
-    callbacks = _callbacks(config, hp.monitor, records, initial, n_classes)
+    callbacks = _callbacks(hp, records, initial, n_classes)
     start = model.get_weights() if hp.interpolation else []  # a copy of the weights only where it is used
     model.fit(train_ds, validation_data=valid_ds, epochs=hp.epochs, callbacks=callbacks, verbose=2, shuffle=False)
     best = callbacks[0]
@@ -218,7 +233,7 @@ def train_and_track(
     from fer_age.tracking.runs import connect, file_digest, run_tags, tracked_run
 
     hp = Hyperparameters.resolve(config)
-    spec = model_spec(hp.model)
+    spec = hp.spec
     manifests = [read_manifest(d) for d in split_dirs]  # inputs first: a missing split fails before any work
     for split in ("train", "valid"):
         load_splits(split_dirs, split)
@@ -230,8 +245,8 @@ def train_and_track(
     )
     with tracked_run(experiment_id, f"{name} · {spec.display_name} {hp.head}", tags):
         out_dir = fresh_dir(models_base, name)
-        mlflow.log_params({**asdict(hp), "datasets": ",".join(datasets), "age_group": age_group})
-        result = fit(config, hp, split_dirs)
+        mlflow.log_params({**hp.params(), "datasets": ",".join(datasets), "age_group": age_group})
+        result = fit(hp, list(config.labels), split_dirs)
         mlflow.log_params({"n_train": result.n_train, "n_valid": result.n_valid})
         model_path = out_dir / model_filename(hp.model, hp.head, name)
         result.model.save(model_path)
@@ -271,7 +286,7 @@ def train_and_track(
             list(config.labels),
             hp.img_size,
             config.crop.grayscale,
-            serving_preprocessing(hp.model, hp.preprocessing),
+            serving_preprocessing(spec, hp.preprocessing),
             np.asarray(load_splits(split_dirs, "valid")[0][:2]),
         )
         mlflow.set_tags(

@@ -95,7 +95,7 @@ def load_keras_model(predictor: Predictor):
 
     if predictor.baseline:
         info = predictor.info
-        return build_model("minixception", "default", info.img_size, info.labels, "fer2013")
+        return build_model(model_spec("minixception"), "default", info.img_size, info.labels, "fer2013")
     return keras.models.load_model(predictor.path, compile=False)
 
 
@@ -104,7 +104,8 @@ def predict_probabilities(model, images: np.ndarray, model_name: str, preprocess
     from fer_age.modeling.inputs import image_batches
     from fer_age.modeling.models import preprocessing_fn
 
-    return model.predict(image_batches(images, PREDICT_BATCH, preprocessing_fn(model_name, preprocessing)), verbose=0)
+    preprocess = preprocessing_fn(model_spec(model_name), preprocessing)
+    return model.predict(image_batches(images, PREDICT_BATCH, preprocess), verbose=0)
 
 
 def prediction_frame(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from fer_age.emotions import canonical_emotion
 from fer_age.errors import FerAgeError
-from fer_age.registry import ModelError, ModelSpec, model_spec
+from fer_age.registry import ModelError, ModelSpec
 
 if TYPE_CHECKING:
     import keras
@@ -28,7 +28,7 @@ class WeightsUnavailableError(FerAgeError, RuntimeError):
     """Pretrained weights could not be downloaded or found (offline machine, package not installed)."""
 
 
-def preprocessing_fn(model: str, mode: str) -> Callable:
+def preprocessing_fn(spec: ModelSpec, mode: str) -> Callable:
     """Map float images in [0, 255] to the model's input range.
 
     ``backbone``: the backbone's own ``preprocess_input`` (what ImageNet weights expect);
@@ -37,7 +37,6 @@ def preprocessing_fn(model: str, mode: str) -> Callable:
     """
     if mode == "builtin":
         return lambda x: x
-    spec = model_spec(model)
     if mode == "rescale" or spec.preprocess_module is None:
         return lambda x: x / 255.0
     import keras
@@ -81,7 +80,7 @@ def study_class_indices(labels: list[str]) -> list[int]:
 
 
 def build_model(
-    model: str,
+    spec: ModelSpec,
     head: str,
     img_size: int,
     labels: list[str],
@@ -91,10 +90,9 @@ def build_model(
     """A registry model with head ``m1``, ``m2`` or (mini-Xception) ``default``, frozen except its last N layers."""
     import keras
 
-    spec = model_spec(model)
     if spec.application is not None:
         base = _backbone(spec, img_size, weights)
-    elif model == "minixception":
+    elif spec.name == "minixception":
         base = minixception(img_size, weights)
     else:
         base = _compact_base(img_size)
@@ -102,7 +100,7 @@ def build_model(
     features = base.layers[spec.head_layer].output
     if head == "default":
         if not spec.default_head:
-            raise ModelError(f"model '{model}' has no classifier of its own; choose head m1 or m2")
+            raise ModelError(f"model '{spec.name}' has no classifier of its own; choose head m1 or m2")
         outputs = _fer2013_head(features, labels, weights)
     else:
         outputs = _head(head, features, len(labels))

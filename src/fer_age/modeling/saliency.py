@@ -132,9 +132,10 @@ def explain_model(
     from fer_age.modeling.models import preprocessing_fn
 
     info = predictor.info
-    layer = target_layer(info.model, model_spec(info.model))
+    spec = model_spec(info.model)
+    layer = target_layer(info.model, spec)
     model = load_keras_model(predictor)
-    x = np.asarray(preprocessing_fn(info.model, info.preprocessing)(images.astype(np.float32)))
+    x = np.asarray(preprocessing_fn(spec, info.preprocessing)(images.astype(np.float32)))
     predicted = model.predict(x, verbose=0).argmax(axis=1)
     maps = gradcam(model, layer, x, predicted)
     cells = chosen.assign(
