@@ -1,5 +1,5 @@
 # Everyday commands. Every target runs in the locked environment (uv sync --locked --extra test).
-.PHONY: install lint format typecheck test test-team test-slow bench deps deps-check lock pipeline repro
+.PHONY: install lint format typecheck test test-e2e test-team test-slow bench deps deps-check lock pipeline repro
 
 RUN := uv run --locked --extra test
 
@@ -17,8 +17,11 @@ format:              ## apply ruff's fixes and formatting
 typecheck:           ## mypy over the package (config in pyproject.toml)
 	$(RUN) mypy
 
-test:                ## the default suite (about 10 minutes on 2 cores)
+test:                ## the default suite (about 5 minutes on 2 cores)
 	$(RUN) pytest
+
+test-e2e:            ## the shared study: one full dvc repro and the tests that read or change it (~15 min)
+	$(RUN) pytest -m "e2e and not slow"
 
 test-team:           ## the team stack end to end (PostgreSQL, S3, MLflow server)
 	$(RUN) pytest -m team

@@ -40,7 +40,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 def write_params(work: Path, labels: list[str], seed: int, settings: dict) -> None:
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    params.update(seed=seed, labels=labels, img_size=48)
+    params.update(seed=seed, seeds=[seed], labels=labels, img_size=48)  # the seed draws the split and the training
     params["datasets"] = {"REAL": {"raw": "REAL", "age_group": "adult", "subject_pattern": r"^(.+?)_\d+\."}}
     params["sample"]["datasets"] = {}
     for key, value in settings.items():
@@ -87,7 +87,7 @@ def test_scores(work: Path, labels: list[str]) -> tuple[dict, dict]:
     try:
         test = load_test_splits(["REAL"], Path("data/splits"))["REAL"]
         out = {}
-        trained = trained_models(["REAL"], Path("models"))[0]
+        trained = trained_models(["REAL"], yaml.safe_load(Path("params.yaml").read_text())["seeds"])[0]
         for kind, predictor in (("trained", trained), ("baseline", baseline_predictor(labels, trained.info.img_size))):
             model = load_keras_model(predictor)
             info = predictor.info

@@ -215,6 +215,7 @@ def evaluate_memory(rows: int, samples: int) -> dict:
             "predicted": np.where(rng.random(rows) < 0.7, true, rng.integers(0, 4, rows)),
             "degenerate": False,
             "baseline": False,
+            "seed": 42,
         }
     )
     arguments = (predictions, ["train_age_group", "test_age_group"], 4, samples, 0.95, 0)

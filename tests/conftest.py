@@ -89,6 +89,14 @@ def commit(root: Path, message: str) -> None:
     run(["git", "commit", "-qm", message, "--allow-empty"], root, GIT_ENV)
 
 
+def pytest_collection_modifyitems(items):
+    """Every test of the shared study (a full ``dvc repro``, minutes) is an ``e2e`` test: the default suite
+    stays short, ``pytest -m e2e`` runs them."""
+    for item in items:
+        if "study" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(autouse=True)
 def isolated_tracking_env(monkeypatch):
     """MLflow writes MLFLOW_TRACKING_URI into the environment when a store is chosen in-process; undo it after
@@ -103,8 +111,8 @@ def project(tmp_path: Path) -> Path:
 
 
 def study_params() -> dict:
-    """Tiny params over four datasets in four layouts (sample folders, CK+, FACES names, a CSV file), the
-    pooled model and the FER2013 baseline row."""
+    """Tiny params over four datasets in four layouts (sample folders, CK+, FACES names, a CSV file), two
+    training seeds, the pooled model and the FER2013 baseline row."""
     from layouts import layout_params
 
     params = tiny_params()
@@ -112,6 +120,7 @@ def study_params() -> dict:
     params["sample"]["datasets"] = {"SAMPLE-CHILD": "child"}
     params["pool"]["models"] = "all"
     params["evaluate"]["baselines"] = ["fer2013"]
+    params["seeds"] = [42, 43]
     return params
 
 

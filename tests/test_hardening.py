@@ -69,7 +69,7 @@ def test_dvc_yaml_never_hands_a_params_value_to_the_shell(tmp_path, key):
 
 
 def _train_output(project):
-    folder = project / "models" / "SAMPLE-CHILD"
+    folder = project / "models" / "seed-42" / "SAMPLE-CHILD"
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
@@ -120,7 +120,7 @@ def test_a_bug_keeps_its_traceback_and_a_project_error_is_one_line(study_copy, m
     assert main(["evaluate"]) == 1
     err = capsys.readouterr().err
     assert "X_test.npy is missing" in err and "Traceback" not in err
-    info = study_copy / "models" / "KIDS" / "training.json"
+    info = study_copy / "models" / "seed-43" / "KIDS" / "training.json"
     info.write_text(info.read_text().replace('"model_file"', '"model_fil"'))
     assert main(["evaluate"]) == 1
     assert "Traceback" in capsys.readouterr().err
@@ -132,28 +132,30 @@ def test_sigkill_during_training_then_repro_gives_identical_outputs_and_no_runni
     experiment = client.get_experiment_by_name("fer-age-generalization").experiment_id
     started = int(time.time() * 1000)
     repro = subprocess.Popen(
-        ["dvc", "repro", "-f", "-s", "train@SAMPLE-CHILD"],
+        ["dvc", "repro", "-f", "-s", "train@SAMPLE-CHILD-42"],
         cwd=study_copy,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     deadline, killed = time.time() + 120, None
     while time.time() < deadline and killed is None and repro.poll() is None:
-        for r in client.search_runs([experiment], "attributes.status = 'RUNNING' and tags.name = 'SAMPLE-CHILD'"):
+        for r in client.search_runs(
+            [experiment], "attributes.status = 'RUNNING' and tags.name = 'SAMPLE-CHILD' and tags.seed = '42'"
+        ):
             if r.info.start_time >= started and "val_accuracy" in r.data.metrics:  # training: outputs cleared
                 os.kill(int(r.data.tags["pid"]), signal.SIGKILL)
                 killed = r.info.run_id
         time.sleep(0.2)
     repro.wait(timeout=60)
     assert killed and repro.returncode != 0
-    assert not (study_copy / "models" / "SAMPLE-CHILD" / "training.json").exists()  # killed mid-training
+    assert not (study_copy / "models" / "seed-42" / "SAMPLE-CHILD" / "training.json").exists()  # killed mid-training
     deadline = time.time() + 60
     while client.get_run(killed).info.status == "RUNNING" and time.time() < deadline:
         time.sleep(0.5)  # the run's watcher notices the dead process
     assert client.get_run(killed).info.status == "FAILED"
     assert "killed" in client.get_run(killed).data.tags["failure"]
     out = run(["dvc", "repro"], study_copy).stdout
-    assert "train@SAMPLE-CHILD" in out  # retrained, or restored from DVC's run cache
+    assert "train@SAMPLE-CHILD-42" in out  # retrained, or restored from DVC's run cache
     assert _train_output(study_copy) == before  # byte-identical model, history figure and record
     assert not client.search_runs([experiment], "attributes.status = 'RUNNING'")
     assert "changed" not in run(["dvc", "status"], study_copy).stdout

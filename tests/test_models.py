@@ -18,7 +18,7 @@ from fer_age.modeling.models import (
 )
 from fer_age.registry import MODEL_NAMES, ModelError, model_filename, model_spec
 
-LARGE = {"densenet201", "resnet101v2", "resnet152v2"}  # minutes on 2 CPU cores: run with -m slow
+LARGE = {"densenet121", "densenet201", "resnet50", "resnet50v2", "resnet101v2", "resnet152v2", "vgg16"}  # -m slow
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in LARGE else n for n in MODEL_NAMES])

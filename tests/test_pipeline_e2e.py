@@ -42,8 +42,9 @@ def test_study_repro_runs_every_stage_and_is_up_to_date(study):
         "crop@FACES",
         "crop@KIDS",
         "split@FACES",
-        "train@KIDS",
-        "pool",
+        "train@KIDS-42",
+        "train@KIDS-43",
+        "pool@42",
         "evaluate",
         "explain",
     ):
@@ -51,10 +52,10 @@ def test_study_repro_runs_every_stage_and_is_up_to_date(study):
     for name in RESULTS:
         assert (study / "results" / name).is_file(), name
     for name in DATASETS:
-        assert (study / "models" / name / f"CompactCNN_m2_{name}.h5").is_file()
-        assert (study / "results" / "history" / f"{name}.csv").is_file()
+        assert (study / "models" / "seed-42" / name / f"CompactCNN_m2_{name}.h5").is_file()
+        assert (study / "results" / "history" / "seed-43" / f"{name}.csv").is_file()
         assert np.load(study / "data" / "splits" / name / "X_train.npy").shape[1:] == (32, 32, 3)
-    assert (study / "models" / "POOL" / "POOL-all" / "CompactCNN_m2_POOL-all.h5").is_file()
+    assert (study / "models" / "seed-43" / "POOL" / "POOL-all" / "CompactCNN_m2_POOL-all.h5").is_file()
     assert "changed" not in run(["dvc", "status"], study).stdout
     assert "Running stage" not in run(["dvc", "repro"], study).stdout
 
@@ -64,7 +65,7 @@ def test_every_params_key_a_stage_reads_is_declared_in_its_dvc_yaml_params(study
     resolved as the stage's params in dvc.lock: an undeclared key would leave stale outputs when it changes."""
     lock = yaml.safe_load((study / "dvc.lock").read_text())["stages"]
     records = [json.loads(line) for line in (study / "params_read.jsonl").read_text().splitlines()]
-    assert {"sample@SAMPLE-CHILD", "crop@CKP", "split@FACES", "train@KIDS", "pool", "evaluate", "explain"} <= {
+    assert {"sample@SAMPLE-CHILD", "crop@CKP", "split@FACES", "train@KIDS-43", "pool@42", "evaluate", "explain"} <= {
         r["stage"] for r in records
     }
     for record in records:
@@ -93,13 +94,13 @@ def test_explain_stage_writes_maps_shares_and_a_report_section(study):
     # a model that learned gets the difference from its own group with a CI; a degenerate one no verdict
     blocks = {block.split("**", 1)[0]: block for block in section.split("- **")[1:]}
     for name, block in blocks.items():
-        folder = study / "models" / ("POOL/" if name.startswith("POOL") else "") / name
+        folder = study / "models" / "seed-42" / ("POOL/" if name.startswith("POOL") else "") / name
         degenerate = json.loads((folder / "training.json").read_text())["degenerate"]
         assert ("**degenerate**" in block) == bool(degenerate), name
         assert ("against " in block) == (not degenerate), name
     assert set(blocks) == {*DATASETS, "POOL-all"}
     client = _client(study)
-    run = _runs(client, "tags.stage = 'train' and tags.name = 'KIDS'")[0]
+    run = _runs(client, "tags.stage = 'train' and tags.name = 'KIDS' and tags.seed = '42'")[0]  # explain's seed
     assert {a.path for a in client.list_artifacts(run.info.run_id, "explain")} == {
         "explain/KIDS_gradcam.png",
         "explain/KIDS_gallery.png",
@@ -145,15 +146,27 @@ def test_cross_age_tables_hold_per_image_groups_pooled_model_and_baseline(study)
     assert {f"CompactCNN_m2_{a}_TestOn{b}" for a in [*DATASETS, "POOL-all"] for b in DATASETS} <= keys
     assert {f"MiniXception_default_FER2013_TestOn{b}" for b in DATASETS} <= keys
     assert complet.loc[complet["train_dataset"] == "FER2013", "baseline"].all()
+    assert set(cross_age["n_seeds"]) == {1, 2}  # the baseline is not trained: one "seed"
+    assert cross_age.loc[~cross_age["baseline"], "accuracy_sd"].notna().all()
     report = (study / "results" / "report.md").read_text()
-    assert "POOL-all reaches" in report and "FER2013 reaches" in report and "## Headline" in report
+    assert report.splitlines()[2].startswith("**Answer.** In accuracy, trained on **child** faces")
+    assert "Means over 2 training seeds" in report and "off-the-shelf FER2013 model" in report
+    gaps = pd.read_csv(study / "results" / "age_gaps.csv")
+    assert set(gaps["kind"]) == {"own_vs_other", "baseline", "mixed_age"}
+    assert (gaps["comparisons"] == len(gaps) // 2).all() and (gaps["gap_ci_low"] <= gaps["gap_ci_high"]).all()
+    recall = pd.read_csv(study / "results" / "recall_by_emotion.csv")
+    assert set(recall["emotion"]) == {"Angry", "Fear", "Happy", "Sad"}
+    assert (recall.loc[recall["train_age_group"] != "FER2013", "n_seeds"] == 2).all()
+    assert (study / "results" / "figures" / "recall_by_emotion.png").is_file()
 
 
 def test_dvc_metrics_and_plots(study):
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], study).stdout)
     values = next(iter(metrics.values()))["data"]["results/metrics.json"]["data"]
-    assert set(values["cross_age"]["child_on_older"]) == {"accuracy", "macro_f1"}
-    assert "FER2013_on_child" in values["cross_age"] and "POOL-all_on_adult" in values["cross_age"]
+    assert values["n_seeds"] == 2 and set(values["gap"]) == {"child", "adult"}
+    assert set(values["gap"]["child"]) == {"own", "other", "gap", "low", "high"}
+    assert set(values["baseline"]["FER2013"]) == {"child", "adult", "older", "worst", "gap"}
+    assert {"POOL-all", "adult+older"} <= set(values["mixed_age"])
     plots = json.loads(run(["dvc", "plots", "show", "--json"], study).stdout)["data"]
     heatmap = plots["results/cross_age_accuracy.csv"][0]
     assert heatmap["type"] == "vega" and heatmap["content"]["spec"]["encoding"]["x"]["field"] == "test_age_group"
@@ -167,7 +180,9 @@ def test_dvc_metrics_and_plots(study):
 def test_mlflow_runs_of_the_repro(study):
     client = _client(study)
     training = _runs(client, "tags.stage = 'train'")
-    assert sorted(r.data.tags["name"] for r in training) == sorted(DATASETS)
+    assert sorted((r.data.tags["name"], r.data.tags["seed"]) for r in training) == sorted(
+        (name, seed) for name in DATASETS for seed in ("42", "43")
+    )
     for r in training:
         assert r.data.params["model"] == "compactcnn" and r.data.params["img_size"] == "32"
         for key in (
@@ -191,16 +206,41 @@ def test_mlflow_runs_of_the_repro(study):
         assert len(client.get_metric_history(r.info.run_id, "val_accuracy")) == 2  # epoch 0 and epoch 1
         assert len(r.data.tags["mlflow.source.git.commit"]) == 40 and r.data.tags["pipeline"]
         assert r.info.run_name.startswith(r.data.tags["name"])
-        name = r.data.tags["name"]
-        assert any(k.startswith(f"cross_dataset.{name}_on_") and k.endswith(".accuracy") for k in r.data.metrics)
     pooled = _runs(client, "tags.stage = 'pool'")
-    assert len(pooled) == 1 and set(pooled[0].data.tags["dataset"].split(",")) == set(DATASETS)
+    assert len(pooled) == 2 and set(pooled[0].data.tags["dataset"].split(",")) == set(DATASETS)
     evaluation = _runs(client, "tags.stage = 'evaluate'")
     assert len(evaluation) == 1
-    ids = set(evaluation[0].data.tags["training_run_ids"].split(","))
-    assert {r.info.run_id for r in training} | {pooled[0].info.run_id} == ids
+    parent = evaluation[0]
+    assert {r.info.run_id for r in [*training, *pooled]} == set(parent.data.tags["training_run_ids"].split(","))
+    assert {"headline/gap/child/gap", "headline/baseline/FER2013/worst"} <= set(parent.data.metrics)
+    for r in [*training, *pooled]:  # children of the evaluation, every one with the same test metric names
+        r = client.get_run(r.info.run_id)
+        assert r.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert {"test/accuracy/child", "test/accuracy/adult", "test/accuracy/older", "test/macro_f1/worst"} <= set(
+            r.data.metrics
+        )
+    own = [client.get_run(r.info.run_id) for r in training if r.data.tags["age_group"] in ("child", "adult")]
+    assert all({"test/accuracy/own", "test/accuracy/other", "test/accuracy/gap"} <= set(r.data.metrics) for r in own)
+    kind = client.get_experiment(parent.info.experiment_id).tags["mlflow.experimentKind"]
+    assert kind == "custom_model_development"  # the UI opens on the runs, not on GenAI traces
     assert len({r.data.tags["pipeline"] for r in [*training, *pooled, *evaluation]}) == 1
     assert not _runs(client, "attributes.status = 'RUNNING'")
+
+
+def test_registered_versions_carry_a_description_and_the_champion_has_the_best_validation_score(study):
+    client = _client(study)
+    for name in DATASETS:
+        versions = client.search_model_versions(f"name = 'CompactCNN_m2_{name}'")
+        assert len(versions) == 2  # one per seed
+        for v in versions:
+            assert f"trained on {name}" in v.description and f"seed {v.tags['seed']}" in v.description
+            assert "Test: accuracy" in v.description
+        champion = client.get_model_version_by_alias(f"CompactCNN_m2_{name}", "champion")
+        best = max(versions, key=lambda v: (v.tags["degenerate"] == "false", float(v.tags["validation_score"])))
+        assert (champion.tags["degenerate"], champion.tags["validation_score"]) == (
+            best.tags["degenerate"],
+            best.tags["validation_score"],
+        )
 
 
 NOISE = (
@@ -231,12 +271,14 @@ def test_each_training_run_logs_a_usable_registered_mlflow_model(study):
     from fer_age.registry import model_spec
 
     client = _client(study)
-    run = _runs(client, "tags.stage = 'train' and tags.name = 'KIDS'")[0]
+    run = _runs(client, "tags.stage = 'train' and tags.name = 'KIDS' and tags.seed = '42'")[0]
     mlflow.set_tracking_uri(f"sqlite:///{study / 'mlflow.db'}")
     pyfunc = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     images = np.load(study / "data" / "splits" / "KIDS" / "X_test.npy")
     got = pyfunc.predict(images)
-    keras_model = keras.models.load_model(study / "models" / "KIDS" / "CompactCNN_m2_KIDS.h5", compile=False)
+    keras_model = keras.models.load_model(
+        study / "models" / "seed-42" / "KIDS" / "CompactCNN_m2_KIDS.h5", compile=False
+    )
     expected = keras_model.predict(
         preprocessing_fn(model_spec("compactcnn"), "rescale")(images.astype("float32")), verbose=0
     )
@@ -282,7 +324,7 @@ def test_predict_applies_a_model_to_new_files_of_every_kind(study, tmp_path, mon
     monkeypatch.chdir(study)
     results = {}
     run_id = _runs(_client(study), "tags.stage = 'train' and tags.name = 'SAMPLE-CHILD'")[0].info.run_id
-    h5 = "models/SAMPLE-CHILD/CompactCNN_m2_SAMPLE-CHILD.h5"
+    h5 = "models/seed-42/SAMPLE-CHILD/CompactCNN_m2_SAMPLE-CHILD.h5"
     for kind, model in (("h5", h5), ("mlflow", f"runs:/{run_id}/model")):
         out = tmp_path / f"{kind}.csv"
         assert main(["predict", str(photos), str(tmp_path / "absent.png"), "--model", model, "--out", str(out)]) == 0
@@ -323,21 +365,21 @@ def test_changing_one_dataset_reruns_only_what_changes(study_copy):
     out = run(["dvc", "repro", "evaluate"], study_copy).stdout  # evaluate and what it depends on (not explain)
     assert "Running stage 'crop@SAMPLE-CHILD'" in out and "Running stage 'evaluate'" in out
     assert "Stage 'split@SAMPLE-CHILD' didn't change, skipping" in out  # identical crops: nothing downstream
-    for other in ("crop@CKP", "split@FACES", "train@KIDS", "train@SAMPLE-CHILD"):
+    for other in ("crop@CKP", "split@FACES", "train@KIDS-42", "train@SAMPLE-CHILD-43"):
         assert f"Running stage '{other}'" not in out
 
 
 def test_experiment_runs_carry_the_experiment_name_and_register_a_new_version(study_copy):
     out = run(
-        ["dvc", "exp", "run", "-n", "two-epochs", "-S", "train.epochs=2", "train@SAMPLE-CHILD"], study_copy
+        ["dvc", "exp", "run", "-n", "two-epochs", "-S", "train.epochs=2", "train@SAMPLE-CHILD-42"], study_copy
     ).stdout
-    assert "Running stage 'train@SAMPLE-CHILD'" in out
+    assert "Running stage 'train@SAMPLE-CHILD-42'" in out
     client = _client(study_copy)
     runs = _runs(client, "params.epochs = '2' and tags.stage = 'train'")
     assert len(runs) == 1 and runs[0].data.tags["dvc_exp_name"] == "two-epochs"
     assert runs[0].data.tags["pipeline"] == "two-epochs"
     versions = {str(v.version): v.run_id for v in client.search_model_versions("name = 'CompactCNN_m2_SAMPLE-CHILD'")}
-    assert len(versions) == 2 and versions["2"] == runs[0].info.run_id
+    assert len(versions) == 3 and versions["3"] == runs[0].info.run_id  # seeds 42 and 43, then the experiment
     assert "two-epochs" in run(["dvc", "exp", "show", "--json"], study_copy).stdout
 
 

@@ -9,22 +9,31 @@ from sklearn.metrics import accuracy_score, f1_score
 from fer_age.contracts import TrainingInfo
 from fer_age.modeling.inference import Predictor, SplitImages, prediction_frame
 from fer_age.modeling.selection import degenerate_reason
+from fer_age.results.bootstrap import cell_scores, scores_from_confusions
+from fer_age.results.gaps import gap_table, recall_table
 from fer_age.results.reporting import metrics_dict, report_markdown
-from fer_age.results.scoring import (
-    bootstrap_scores,
-    classification_rows,
-    cross_scores,
-    headline,
-    ordered,
-    scores_from_confusions,
-)
+from fer_age.results.scoring import classification_rows, cross_scores, ordered
 
 AGE_GROUPS = ["child", "adult", "older"]
 
 
-def _predictor(name, group, degenerate="", baseline=False):
-    info = TrainingInfo(name, [name], group, "compactcnn", "m2", "", "rescale", 32, LABELS, 1, 1, degenerate)
+def _predictor(name, group, degenerate="", baseline=False, seed=42):
+    info = TrainingInfo(name, [name], group, "compactcnn", "m2", "", "rescale", 32, LABELS, 1, 1, degenerate, seed=seed)
     return Predictor(info, None, baseline)
+
+
+def bootstrap_scores(y_true, y_pred, images, n_classes, samples, level, seed, seeds=None):
+    """cell_scores on bare arrays: one prediction per row, its image id and training seed."""
+    frame = pd.DataFrame(
+        {
+            "true": y_true,
+            "predicted": y_pred,
+            "test_dataset": "T",
+            "source": np.asarray(images).astype(str),
+            "seed": 42 if seeds is None else seeds,
+        }
+    )
+    return cell_scores(frame, n_classes, samples, level, seed)
 
 
 def _split(test, group, true):
@@ -88,7 +97,7 @@ def test_complet_result_rows(predictions):
     assert len(rows) == 4 * 7
 
 
-def test_cross_age_table_and_headline(predictions):
+def test_cross_age_table(predictions):
     table = _cross_age(predictions)
     assert list(zip(table["train_age_group"], table["test_age_group"])) == [
         ("child", "child"),
@@ -104,24 +113,110 @@ def test_cross_age_table_and_headline(predictions):
     low, high = cells.loc[("child", "older"), ["accuracy_ci_low", "accuracy_ci_high"]]
     assert low < 5 / 8 < high
     assert cells.loc[("child", "child"), "accuracy_ci_low"] == 1.0  # perfect predictions: no spread
-    heads = headline(table, AGE_GROUPS).set_index("train_age_group")
-    assert heads.loc["child", "own_group_accuracy"] == 1.0
-    assert heads.loc["child", "other_group_accuracy"] == pytest.approx(5 / 8)
-    assert headline(table[table["train_age_group"] == table["test_age_group"]], AGE_GROUPS).empty
+    assert (cells["n_seeds"] == 1).all() and cells["accuracy_sd"].isna().all()
 
 
-def test_slim_metrics_and_report(predictions):
-    table = _cross_age(predictions)
-    metrics = metrics_dict(table, headline(table, AGE_GROUPS))
-    assert metrics["cross_age"]["child_on_older"] == {
-        "accuracy": 0.625,
-        "macro_f1": round(f1_score([0, 0, 1, 1, 2, 2, 3, 3], [0, 1, 1, 0, 2, 2, 3, 0], average="macro"), 4),
-    }
-    assert metrics["headline"]["older"] == {"own": 0.25, "other": 0.25}
-    numbers = [v for cell in metrics["cross_age"].values() for v in cell.values()]
-    assert len(numbers) == 8 and "cross_dataset" not in metrics
-    report = report_markdown(table, headline(table, AGE_GROUPS), ["x"], [], 0.95, AGE_GROUPS)
-    assert "own group higher" in report and "| child | older |" in report
+def test_gaps_own_against_other_and_metrics(predictions):
+    gaps = gap_table(predictions, AGE_GROUPS, 4, 400, 0.95, 0)
+    accuracy = gaps[gaps["score"] == "accuracy"].set_index("train_age_group")
+    assert set(accuracy["kind"]) == {"own_vs_other"} and len(gaps) == 4  # 2 groups x 2 scores
+    child = accuracy.loc["child"]
+    assert (child.first_value, child.second_value, child.gap) == pytest.approx((1.0, 5 / 8, 3 / 8))
+    assert child.gap_ci_low <= 3 / 8 <= child.gap_ci_high
+    assert child.simultaneous_level == pytest.approx(1 - 0.05 / 2)  # Bonferroni over the 2 comparisons
+    assert accuracy.loc["older", "gap"] == 0 and accuracy.loc["older", "verdict"] == "no clear difference"
+    metrics = metrics_dict(gaps, _cross_age(predictions), 1)
+    assert metrics["gap"]["child"]["own"] == 1.0 and metrics["gap"]["child"]["gap"] == 0.375
+    assert metrics["n_seeds"] == 1 and "baseline" not in metrics
+    report = report_markdown(_cross_age(predictions), gaps, ["x"], [], 0.95)
+    assert report.splitlines()[2].startswith("**Answer.** In accuracy, trained on **child** faces")
+    assert "+37.5 points" in report and "| child | older |" in report
+
+
+def test_baseline_gets_a_gap_between_each_pair_of_test_groups(predictions):
+    baseline = _predictor("FER2013", "FER2013", baseline=True, seed=-1)
+    true = [0, 1, 2, 3] * 2
+    frames = [
+        _frame(baseline, "SAMPLE-CHILD", "child", true, true),  # 8/8
+        _frame(baseline, "SAMPLE-OLDER", "older", true, [0, 0, 0, 0, 0, 1, 2, 3]),  # 5/8
+    ]
+    both = pd.concat([predictions, *frames], ignore_index=True)
+    gaps = gap_table(both, AGE_GROUPS, 4, 300, 0.95, 0)
+    row = gaps[(gaps["kind"] == "baseline") & (gaps["score"] == "accuracy")].iloc[0]
+    assert (row.first, row.second, row.gap) == ("child", "older", pytest.approx(3 / 8))
+    assert row.comparisons == 3  # two own-vs-other gaps and the baseline's one
+    metrics = metrics_dict(gaps, _cross_age(both), 1)
+    assert metrics["baseline"]["FER2013"] == {"child": 1.0, "older": 0.625, "worst": 0.625, "gap": 0.375}
+    assert "off-the-shelf FER2013 model" in report_markdown(_cross_age(both), gaps, ["x"], [], 0.95)
+
+
+def test_recall_per_emotion_and_age_group(predictions):
+    table = recall_table(predictions, LABELS).set_index(["train_age_group", "test_age_group", "emotion"])
+    # child model on older images: true [0,0,1,1,2,2,3,3], predicted [0,1,1,0,2,2,3,0]
+    assert table.loc[("child", "older", "Angry"), "recall"] == 0.5
+    assert table.loc[("child", "older", "Happy"), "recall"] == 1.0
+    assert table.loc[("older", "child", "Fear"), "recall"] == 0.0 and table["support"].eq(2).all()
+
+
+def _seeded(seeds_correct: dict[int, list[bool]], group: str = "child") -> pd.DataFrame:
+    """Predictions of several seeds of one child model on the same images."""
+    frames = []
+    for seed, correct in seeds_correct.items():
+        true = np.arange(len(correct)) % 4
+        predicted = np.where(correct, true, (true + 1) % 4)
+        frames.append(_frame(_predictor("SAMPLE-CHILD", "child", seed=seed), "T", group, true, predicted))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_seeds_average_and_widen_the_interval():
+    rng = np.random.default_rng(0)
+    base = rng.random(80)
+    far_apart = {42: base < 0.5, 43: base < 0.9}  # the seeds disagree: 0.5 against 0.9
+    alike = {42: base < 0.7, 43: base < 0.7}
+    cell = cell_scores(_seeded(far_apart), 4, 1000, 0.95, 0)
+    assert cell["n_seeds"] == 2 and cell["n_images"] == 80
+    assert cell["accuracy"] == pytest.approx(np.mean([np.mean(c) for c in far_apart.values()]))
+    assert cell["accuracy_sd"] == pytest.approx(np.std([np.mean(c) for c in far_apart.values()], ddof=1))
+    same = cell_scores(_seeded(alike), 4, 1000, 0.95, 0)
+    assert same["accuracy_sd"] == 0
+    width = cell["accuracy_ci_high"] - cell["accuracy_ci_low"]
+    assert width > 1.5 * (same["accuracy_ci_high"] - same["accuracy_ci_low"])  # the seeds' spread is in it
+
+
+def _simulated_study(rng, n_images: int, n_seeds: int, levels=(1.2, 0.4)) -> pd.DataFrame:
+    """One study draw: on each age group's images, seed s's child model is right with probability
+    sigmoid(level + image effect + seed effect + seed-by-group effect), so both images and seeds move the gap."""
+    shared = rng.normal(0, 0.3, n_seeds)
+    frames = []
+    for group, level in zip(("child", "adult"), levels):
+        images, by_group = rng.normal(0, 1.5, n_images), rng.normal(0, 0.4, n_seeds)
+        for s in range(n_seeds):
+            correct = rng.random(n_images) < 1 / (1 + np.exp(-(level + images + shared[s] + by_group[s])))
+            true = np.arange(n_images) % 4
+            predicted = np.where(correct, true, (true + 1) % 4)
+            frames.append(_frame(_predictor("SAMPLE-CHILD", "child", seed=s), f"T-{group}", group, true, predicted))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_gap_interval_covers_the_true_gap_and_needs_the_seed_level():
+    """150 simulated studies (80 images per group, 3 seeds, 400 resamples). Measured: the two-level interval
+    covers the true gap 0.91 of the time (200 studies, 1000 resamples), the image-only one 0.82; where seeds
+    barely matter, 0.98 (image effects dominate) to 0.995 (seeds disagree image by image: resampling both
+    counts that noise twice, as Owen's pigeonhole bootstrap does)."""
+    rng = np.random.default_rng(7)
+    effects = rng.normal(0, 1.5, 2_000_000) + rng.normal(0, 0.3, 2_000_000)
+    truth = np.mean(1 / (1 + np.exp(-(1.2 + effects + rng.normal(0, 0.4, 2_000_000))))) - np.mean(
+        1 / (1 + np.exp(-(0.4 + effects + rng.normal(0, 0.4, 2_000_000))))
+    )
+    covered = {"two-level": [], "images only": []}
+    for i in range(150):
+        study = _simulated_study(rng, 80, 3)
+        for name, frame in (("two-level", study), ("images only", study.assign(seed=0))):
+            row = gap_table(frame, ["child", "adult"], 4, 400, 0.95, i).iloc[0]  # accuracy
+            covered[name].append(row.gap_ci_low <= truth <= row.gap_ci_high)
+    coverage = {name: np.mean(hits) for name, hits in covered.items()}
+    assert 0.87 <= coverage["two-level"] <= 0.99, coverage
+    assert coverage["images only"] < coverage["two-level"] - 0.04, coverage  # seeds are part of the noise
 
 
 def test_each_resample_scores_as_sklearn_does():
@@ -143,8 +238,8 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
     y_true, y_pred = rng.integers(0, 4, 50), rng.integers(0, 4, 50)
     images = np.arange(50)
     a = bootstrap_scores(y_true, y_pred, images, 4, 500, 0.95, seed=1)
-    assert a == bootstrap_scores(y_true, y_pred, images, 4, 500, 0.95, seed=1)
-    assert a != bootstrap_scores(y_true, y_pred, images, 4, 500, 0.95, seed=2)
+    assert a == pytest.approx(bootstrap_scores(y_true, y_pred, images, 4, 500, 0.95, seed=1), nan_ok=True)
+    assert a != pytest.approx(bootstrap_scores(y_true, y_pred, images, 4, 500, 0.95, seed=2), nan_ok=True)
     assert a["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
     assert a["accuracy_ci_low"] < a["accuracy"] < a["accuracy_ci_high"]
     assert a["macro_f1_ci_low"] < a["macro_f1"] < a["macro_f1_ci_high"]

@@ -177,11 +177,11 @@ def test_server_down_fails_before_work(stack, tmp_path):
     )
     assert result.returncode == 0  # stages before training need no server
     train = run(
-        ["dvc", "repro", "train@SAMPLE-CHILD"],
+        ["dvc", "repro", "train@SAMPLE-CHILD-42"],
         project,
         {**stack.client_env(), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"},
         check=False,
     )
     assert train.returncode != 0
     assert "MLflow tracking store http://127.0.0.1:9 cannot be reached" in train.stderr + train.stdout
-    assert not (project / "models" / "SAMPLE-CHILD").exists()
+    assert not (project / "models" / "seed-42" / "SAMPLE-CHILD").exists()

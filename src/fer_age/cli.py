@@ -27,8 +27,9 @@ DATASET_STAGES = {
     "sample": "generate one synthetic dataset",
     "crop": "detect and crop the faces of one dataset",
     "split": "split one dataset into train/valid/test arrays",
-    "train": "train the model of one dataset",
+    "train": "train the model of one dataset (for one training seed)",
 }
+SEED_STAGES = {"train", "pool"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,7 +47,11 @@ def parser() -> argparse.ArgumentParser:
         sub = stages.add_parser(stage, help=help_text)
         sub.add_argument("dataset", help="a dataset name listed in params.yaml")
         sub.set_defaults(module=stage)
-    stages.add_parser("pool", help="train the pooled (mixed-age) models of pool.models").set_defaults(module="pool")
+    pool = stages.add_parser("pool", help="train the pooled (mixed-age) models of pool.models (for one seed)")
+    pool.add_argument("address", nargs="?", help=argparse.SUPPRESS)  # DVC's stage address, pool@<seed>
+    pool.set_defaults(module="pool")
+    for sub in (stages.choices["train"], pool):
+        sub.add_argument("--seed", type=int, help="a training seed listed in params 'seeds' (default: the first)")
     stages.add_parser("evaluate", help="test every model on every dataset's test split").set_defaults(module="evaluate")
     stages.add_parser("explain", help="Grad-CAM maps of every model per test age group and emotion").set_defaults(
         module="explain"
@@ -82,6 +87,23 @@ def dataset_name(stage: str, value: str) -> str:
     return check_name(value, "dataset")
 
 
+def stage_seed(args: argparse.Namespace) -> int | None:
+    """The training seed of a train or pool command: from DVC's stage address (``train@<dataset>-<seed>``,
+    ``pool@<seed>``, which also sets the dataset) or ``--seed``; None means the first of params ``seeds``."""
+    address = args.dataset if args.stage == "train" else args.address
+    if address is None or "@" not in address:
+        return args.seed
+    stage, _, item = address.partition("@")
+    if stage.rsplit(":", 1)[-1] != args.stage:
+        raise ConfigError(f"'{address}' is not a {args.stage} stage")
+    dataset, _, seed = item.rpartition("-") if args.stage == "train" else ("", "", item)
+    if not seed.isdigit():
+        raise ConfigError(f"'{address}' names no training seed (expected {args.stage}@...-<seed>)")
+    if args.stage == "train":
+        args.dataset = f"{stage}@{dataset}"
+    return int(seed)
+
+
 def record_params_read(path: str, stage: str) -> None:
     """Append to ``path``, at exit, one JSON line with the params keys this command read after validation
     (the tests compare them with what dvc.yaml declares for the stage)."""
@@ -98,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     quiet_tensorflow()
     try:
+        if args.stage in SEED_STAGES:
+            args.seed = stage_seed(args)
         if hasattr(args, "dataset"):
             args.dataset = dataset_name(args.stage, args.dataset)
         config = load_config(args.params)  # invalid params fail here, before any work

@@ -223,7 +223,8 @@ class Config(Section):
     """All pipeline parameters."""
 
     datasets: dict[str, DatasetConfig]
-    seed: int = 42
+    seed: int = 42  # the data's draws: sampling, splits, bootstrap, explain's images
+    seeds: list[int] = field(default_factory=lambda: [42])  # training seeds: one model per dataset and seed
     img_size: int = 224
     labels: list[str] = field(default_factory=lambda: list(STUDY_LABELS))
     age_groups: list[str] = field(default_factory=lambda: list(AGE_GROUPS))
@@ -248,6 +249,21 @@ class Config(Section):
                 f"(listed: {', '.join(dict.keys(datasets))})"
             )
         return dict.__getitem__(datasets, name)
+
+    def training_seed(self, seed: int | None) -> int:
+        """``seed`` if params ``seeds`` lists it (None: the first), else a clear error.
+
+        Read without recording: a train or pool stage of DVC gets its seed from the stage's name, which
+        ``fer-age pipeline`` wrote from ``seeds``, so adding a seed does not re-run the other seeds' stages."""
+        seeds = object.__getattribute__(self, "seeds")
+        if seed is None:
+            return seeds[0]
+        if seed not in seeds:
+            raise ConfigError(
+                f"training seed {seed} is not listed in 'seeds' ({', '.join(map(str, seeds))}): add it there, "
+                "then run `fer-age pipeline`"
+            )
+        return seed
 
 
 def shown(key: Any) -> str:

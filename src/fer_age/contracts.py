@@ -33,11 +33,14 @@ TRAINING_INFO = "training.json"
 HISTORY_FIGURE = "history.png"
 SPLIT_NAMES = ("train", "valid", "test")
 POOL_PREFIX = "POOL"
+NOT_TRAINED = -1  # the seed column of a model nobody trained here (the off-the-shelf baseline)
 
 PREDICTIONS = "predictions.csv"
 COMPLET_RESULT = "complet_result.csv"
 CROSS_AGE = "cross_age_accuracy.csv"
 CROSS_DATASET = "cross_dataset_accuracy.csv"
+AGE_GAPS = "age_gaps.csv"
+RECALL_BY_EMOTION = "recall_by_emotion.csv"
 METRICS = "metrics.json"
 REPORT = "report.md"
 
@@ -171,6 +174,7 @@ class TrainingInfo:
     best_epoch: int
     degenerate: str = ""  # empty when the model learned, else why it is flagged
     best_metrics: dict[str, float] = field(default_factory=dict)
+    seed: int = NOT_TRAINED  # the training seed
 
     def save(self, folder: Path) -> Path:
         path = folder / TRAINING_INFO
@@ -179,10 +183,20 @@ class TrainingInfo:
 
     @classmethod
     def load(cls, folder: Path) -> TrainingInfo:
-        path = require(folder / TRAINING_INFO, f"run `dvc repro train@{folder.name}` (or the pool stage)")
+        path = require(folder / TRAINING_INFO, "run `dvc repro` (stages train@<dataset>-<seed> and pool@<seed>)")
         data = json.loads(path.read_text())
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def seed_models(seed: int) -> Path:
+    """Where the models of one training seed live: ``models/seed-<seed>/<dataset>`` and ``.../POOL/<pool>``."""
+    return MODELS / f"seed-{seed}"
+
+
+def seed_history(seed: int) -> Path:
+    """Where the per-epoch histories of one training seed's dataset models go."""
+    return HISTORY / f"seed-{seed}"
 
 
 def output_dir(base: Path, name: str) -> Path:

@@ -24,8 +24,13 @@ BLOCK = re.compile(rf"^{re.escape(BEGIN)}\n(?P<body>.*?)^{re.escape(END)}$", re.
 
 
 def pipeline_vars(config: Config) -> dict[str, Any]:
-    """What dvc.yaml's stages iterate over: each study dataset's raw folder, and the synthetic datasets."""
-    return {"datasets": {name: ds.raw for name, ds in config.datasets.items()}, "samples": list(config.sample.datasets)}
+    """What dvc.yaml's stages iterate over: each study dataset's raw folder, the synthetic datasets and the
+    training seeds."""
+    return {
+        "datasets": {name: ds.raw for name, ds in config.datasets.items()},
+        "samples": list(config.sample.datasets),
+        "seeds": list(config.seeds),
+    }
 
 
 def read_pipeline_vars(dvc_yaml: Path) -> dict[str, Any]:
@@ -46,6 +51,8 @@ def render(values: dict[str, Any]) -> str:
         check_name(raw, f"'datasets.{name}.raw' folder")
     for name in values["samples"]:
         check_name(name, "'sample.datasets' dataset")
+    if not all(type(seed) is int and seed >= 0 for seed in values["seeds"]):
+        raise ConfigError(f"'seeds' must be non-negative integers, got {values['seeds']}")
     text = yaml.safe_dump([{"pipeline": values}], sort_keys=False, default_flow_style=False)
     return "".join(f"  {line}\n" for line in text.splitlines())
 
@@ -70,7 +77,7 @@ def check_pipeline_vars(config: Config, dvc_yaml: Path) -> None:
             if written.get(key) != wanted[key]
         ]
         raise ConfigError(
-            "the datasets of params.yaml and dvc.yaml's pipeline vars differ ("
+            "the datasets or seeds of params.yaml and dvc.yaml's pipeline vars differ ("
             + "; ".join(differences)
             + "): run `fer-age pipeline` to write them into dvc.yaml, "
             "then `dvc repro`"

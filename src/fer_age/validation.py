@@ -137,6 +137,12 @@ def _validate_files(c: Config, spec: ModelSpec) -> None:
 def validate(c: Config) -> None:
     _in_range(c.seed, 0, MAX_SEED, "seed")
     _check(
+        bool(c.seeds) and len(set(c.seeds)) == len(c.seeds),
+        "'seeds' must list at least one training seed, each once",
+    )
+    for i, seed in enumerate(c.seeds):
+        _in_range(seed, 0, MAX_SEED, f"seeds[{i}]")
+    _check(
         bool(c.age_groups) and len(set(c.age_groups)) == len(c.age_groups),
         "'age_groups' must list at least one distinct age group name",
     )

@@ -3,7 +3,7 @@ validation-based model selection (epoch 0 counts), the degenerate-model guard, a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,77 +18,12 @@ from fer_age.contracts import (
     fresh_dir,
     read_manifest,
 )
-from fer_age.registry import ModelSpec, model_filename, model_spec, preprocessing_mode, serving_preprocessing
+from fer_age.modeling.hyperparameters import Hyperparameters
+from fer_age.registry import model_filename, serving_preprocessing
 
 if TYPE_CHECKING:
     import keras
 from fer_age.modeling.selection import argmax_macro_f1, choose_interpolation, degenerate_reason, is_better
-
-
-@dataclass(frozen=True)
-class Hyperparameters:
-    """Training settings with the model's own defaults filled in where params say null; the registry entry is
-    resolved here, once."""
-
-    spec: ModelSpec
-    model: str
-    head: str
-    img_size: int
-    epochs: int
-    learning_rate: float
-    batch_size: int
-    weights: str
-    preprocessing: str
-    fine_tune_layers: int | None
-    seed: int
-    augment: bool
-    rotation: float
-    zoom: float
-    class_weights: bool
-    label_smoothing: float
-    monitor: str
-    mixed_precision: bool
-    interpolation: tuple[float, ...]  # empty unless the model starts as a trained classifier of the study's labels
-    early_stopping_patience: int
-    reduce_lr_patience: int
-    reduce_lr_factor: float
-    min_learning_rate: float
-
-    @classmethod
-    def resolve(cls, config: Config) -> Hyperparameters:
-        spec = model_spec(config.model)
-        t = config.train
-        weights = spec.weights[0] if t.weights == "pretrained" else t.weights
-        starts_as_classifier = config.head == "default" and weights != "none"
-        return cls(
-            spec=spec,
-            model=config.model,
-            head=config.head,
-            img_size=config.img_size,
-            epochs=t.epochs or spec.epochs,
-            learning_rate=t.learning_rate or spec.learning_rate,
-            batch_size=t.batch_size or spec.batch_size,
-            weights=weights,
-            preprocessing=preprocessing_mode(spec, t.preprocessing),
-            fine_tune_layers=t.fine_tune_layers if t.fine_tune_layers is not None else spec.fine_tune_layers,
-            seed=config.seed,
-            augment=t.augment,
-            class_weights=t.class_weights,
-            rotation=spec.rotation if t.rotation is None else t.rotation,
-            zoom=spec.zoom if t.zoom is None else t.zoom,
-            label_smoothing=t.label_smoothing,
-            monitor=t.monitor,
-            mixed_precision=t.mixed_precision,
-            interpolation=tuple(t.interpolation) if starts_as_classifier else (),
-            early_stopping_patience=t.early_stopping_patience,
-            reduce_lr_patience=t.reduce_lr_patience,
-            reduce_lr_factor=t.reduce_lr_factor,
-            min_learning_rate=t.min_learning_rate,
-        )
-
-    def params(self) -> dict:
-        """The settings as MLflow params (the registry entry by its name)."""
-        return {k: v for k, v in asdict(self).items() if k != "spec"}
 
 
 @dataclass
@@ -219,9 +154,16 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path]) -> FitRe
 
 
 def train_and_track(
-    config: Config, name: str, split_dirs: list[Path], models_base: Path, history_dir: Path, stage: str
+    config: Config,
+    name: str,
+    seed: int,
+    split_dirs: list[Path],
+    models_base: Path,
+    history_dir: Path,
+    stage: str,
 ) -> TrainingInfo:
-    """Validate inputs, reach the store and start the run, then clear ``models_base/name`` and train into it.
+    """Validate inputs, reach the store and start the run, then clear ``models_base/name`` and train into it
+    with training seed ``seed``.
 
     The per-epoch history goes to ``history_dir/<name>.csv``.
     """
@@ -229,10 +171,10 @@ def train_and_track(
 
     from fer_age.modeling.inputs import load_splits
     from fer_age.results.plots import plot_history
-    from fer_age.tracking.models import log_model, log_split_inputs
+    from fer_age.tracking.models import describe_version, log_model, log_split_inputs
     from fer_age.tracking.runs import connect, file_digest, run_tags, tracked_run
 
-    hp = Hyperparameters.resolve(config)
+    hp = Hyperparameters.resolve(config, seed)
     spec = hp.spec
     manifests = [read_manifest(d) for d in split_dirs]  # inputs first: a missing split fails before any work
     for split in ("train", "valid"):
@@ -241,9 +183,15 @@ def train_and_track(
     datasets = [d.name for d in split_dirs]
     experiment_id = connect(config.tracking.experiment)
     tags = run_tags(
-        stage=stage, name=name, dataset=",".join(datasets), age_group=age_group, model=hp.model, head=hp.head
+        stage=stage,
+        name=name,
+        dataset=",".join(datasets),
+        age_group=age_group,
+        model=hp.model,
+        head=hp.head,
+        seed=str(seed),
     )
-    with tracked_run(experiment_id, f"{name} · {spec.display_name} {hp.head}", tags):
+    with tracked_run(experiment_id, f"{name} · {spec.display_name} {hp.head} · seed {seed}", tags):
         out_dir = fresh_dir(models_base, name)
         mlflow.log_params({**hp.params(), "datasets": ",".join(datasets), "age_group": age_group})
         result = fit(hp, list(config.labels), split_dirs)
@@ -274,6 +222,7 @@ def train_and_track(
             result.best_epoch,
             reason,
             {k: round(v, 6) for k, v in result.best_metrics.items()},
+            seed,
         )
         info.save(out_dir)
         best_metrics = {f"best_{k}": v for k, v in result.best_metrics.items()}
@@ -289,11 +238,19 @@ def train_and_track(
             serving_preprocessing(spec, hp.preprocessing),
             np.asarray(load_splits(split_dirs, "valid")[0][:2]),
         )
+        score = result.best_metrics[hp.monitor]
+        summary = (
+            f"{spec.display_name} {hp.head} ({hp.weights} weights) trained on {', '.join(datasets)} ({age_group}), "
+            f"seed {seed}; kept epoch {result.best_epoch}, {hp.monitor} {score:.3f}"
+            + (f"; degenerate: {reason}" if reason else "")
+            + "."
+        )
+        champion = describe_version(model_path.stem, version, summary, score, bool(reason), seed)
         mlflow.set_tags(
             {
                 "degenerate": reason or "false",
                 "model_sha256": file_digest(model_path),
-                "registered_model": f"{model_path.stem} version {version}",
+                "registered_model": f"{model_path.stem} version {version}" + (" (champion)" if champion else ""),
             }
         )
     best = result.best_metrics

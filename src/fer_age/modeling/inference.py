@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_age.contracts import POOL_PREFIX, TrainingInfo, read_manifest, require
+from fer_age.contracts import NOT_TRAINED, POOL_PREFIX, TrainingInfo, read_manifest, require, seed_models
 from fer_age.modeling.models import WeightsUnavailableError, fer2013_weights_file
 from fer_age.registry import model_spec
 
@@ -61,16 +61,20 @@ def training_digests(datasets: list[str], splits_dir: Path) -> set[str]:
     return seen
 
 
-def trained_models(datasets: list[str], models_dir: Path) -> list[Predictor]:
-    """Every dataset's model, then the pooled models under models/POOL/ (where there are any)."""
-    folders = [models_dir / name for name in datasets]
-    pool = models_dir / POOL_PREFIX
-    folders += sorted(p for p in pool.iterdir() if p.is_dir()) if pool.is_dir() else []
+def trained_models(datasets: list[str], seeds: list[int]) -> list[Predictor]:
+    """Per training seed: every dataset's model, then the pooled models under POOL/ (where there are any).
+
+    Only the seeds listed are read: the models of a seed since removed from params stay on disk, unused."""
     predictors = []
-    for folder in folders:
-        info = TrainingInfo.load(folder)
-        path = require(folder / info.model_file, f"the model file of '{info.name}' (run `dvc repro`)")
-        predictors.append(Predictor(info, path))
+    for seed in seeds:
+        base = seed_models(seed)
+        folders = [base / name for name in datasets]
+        pool = base / POOL_PREFIX
+        folders += sorted(p for p in pool.iterdir() if p.is_dir()) if pool.is_dir() else []
+        for folder in folders:
+            info = TrainingInfo.load(folder)
+            where = f"the model file of '{info.name}', seed {seed} (run `dvc repro`)"
+            predictors.append(Predictor(info, require(folder / info.model_file, where)))
     return predictors
 
 
@@ -123,6 +127,7 @@ def prediction_frame(
             "train_dataset": info.name,
             "train_age_group": info.age_group,
             "baseline": predictor.baseline,
+            "seed": NOT_TRAINED if predictor.baseline else info.seed,
             "test_dataset": test.dataset,
             "test_age_group": test.age_groups,
             "source": test.sources,

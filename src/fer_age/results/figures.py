@@ -1,4 +1,5 @@
-"""The evaluate stage's figures: cross-age heatmap, confusion matrices, a gallery of misclassified faces."""
+"""The evaluate stage's figures: cross-age heatmap, recall per emotion and age group, confusion matrices and a
+gallery of misclassified faces (these two of the first seed's models)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ def write_figures(
     predictions: pd.DataFrame,
     cross_age: pd.DataFrame,
     cross_dataset: pd.DataFrame,
+    recall: pd.DataFrame,
     tests: dict,
     config: Config,
     figures: Path,
 ) -> None:
     """Cross-age and cross-dataset heatmaps, confusion-matrix grid, misclassified gallery of every model."""
-    from fer_age.results.plots import plot_confusion_grid, plot_gallery, plot_heatmap
+    from fer_age.results.plots import plot_confusion_grid, plot_gallery, plot_heatmap, plot_recall_by_emotion
 
     level = f"accuracy ({config.evaluate.confidence_level:.0%} CI)"
     for table, rows, cols, name in (
@@ -36,6 +38,8 @@ def write_figures(
             .reindex(**order)
         )
         plot_heatmap(matrix, level, figures / f"{name}.png", notes)
+    plot_recall_by_emotion(recall, figures / "recall_by_emotion.png")
+    predictions = predictions[predictions["seed"].isin([config.seeds[0], -1])]  # -1: the baseline (not trained)
     matrices = {
         f"train {tr} / test {te}": confusion_matrix(g["true"], g["predicted"], labels=range(len(config.labels)))
         for (tr, te), g in predictions.groupby(["train_dataset", "test_dataset"], sort=False)

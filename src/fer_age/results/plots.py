@@ -65,6 +65,27 @@ def plot_heatmap(matrix: pd.DataFrame, title: str, path: Path, annotations: pd.D
     _save(fig, path)
 
 
+def plot_recall_by_emotion(table: pd.DataFrame, path: Path) -> None:
+    """One panel per training group: recall of each emotion (rows) on each test age group (columns)."""
+    groups = list(table["train_age_group"].unique())
+    fig, axes = _grid(len(groups), 3, (3.6, 3.2))
+    for ax, group in zip(axes, groups):
+        part = table[table["train_age_group"] == group]
+        matrix = part.pivot(index="emotion", columns="test_age_group", values="recall").reindex(
+            index=part["emotion"].unique(), columns=part["test_age_group"].unique()
+        )
+        image = ax.imshow(matrix.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=30, ha="right")
+        ax.set_yticks(range(matrix.shape[0]), matrix.index)
+        ax.set_xlabel("test age group")
+        ax.set_title(f"trained on {group}", fontsize=10)
+        for (i, j), value in np.ndenumerate(matrix.to_numpy(dtype=float)):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.6 else "black")
+    fig.colorbar(image, ax=axes, label="recall (mean over seeds)")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
 def plot_confusion_grid(matrices: dict[str, np.ndarray], labels: list[str], path: Path) -> None:
     """One confusion matrix (rows true, columns predicted) per train/test pair."""
     fig, axes = _grid(len(matrices), 3, (4, 3.8))

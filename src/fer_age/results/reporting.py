@@ -23,104 +23,114 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def metrics_dict(cross_age: pd.DataFrame, heads: pd.DataFrame) -> dict:
-    """The slim metrics file DVC reads: accuracy and macro-F1 per cross-age cell, and the headline.
-
-    CIs, counts and the per-dataset cells stay in the CSVs and plots (``dvc exp show`` stays readable).
-    """
-    return {
-        "cross_age": {
-            f"{r.train_age_group}_on_{r.test_age_group}": {
-                "accuracy": round(r.accuracy, 4),
-                "macro_f1": round(r.macro_f1, 4),
-            }
-            for r in cross_age.itertuples()
-        },
-        "headline": {
-            r.train_age_group: {"own": round(r.own_group_accuracy, 4), "other": round(r.other_group_accuracy, 4)}
-            for r in heads.itertuples()
-        },
-    }
-
-
-def compare(a_low: float, a_high: float, b_low: float, b_high: float) -> str:
-    """How interval a stands against interval b."""
-    if a_low > b_high:
-        return "higher (the CIs do not overlap)"
-    if a_high < b_low:
-        return "lower (the CIs do not overlap)"
-    return "not clearly different (the CIs overlap)"
+def metrics_dict(gaps: pd.DataFrame, cross_age: pd.DataFrame, n_seeds: int) -> dict:
+    """The headline DVC reads (accuracy): own, other and the gap with its interval per training age group; the
+    baseline's and pooled models' score per test age group, worst group and largest gap. The full tables stay
+    in the CSVs (``dvc exp show`` stays readable)."""
+    accuracy = gaps[gaps["score"] == "accuracy"] if len(gaps) else gaps
+    metrics: dict = {"n_seeds": n_seeds, "gap": {}}
+    for r in accuracy[accuracy["kind"] == "own_vs_other"].itertuples() if len(accuracy) else []:
+        metrics["gap"][r.train_age_group] = {
+            "own": round(r.first_value, 4),
+            "other": round(r.second_value, 4),
+            "gap": round(r.gap, 4),
+            "low": round(r.gap_ci_low, 4),
+            "high": round(r.gap_ci_high, 4),
+        }
+    for kind in ("baseline", "mixed_age"):  # models without one own group: per test group, worst, widest gap
+        for name in accuracy.loc[accuracy["kind"] == kind, "train_age_group"].unique() if len(accuracy) else []:
+            part = cross_age[cross_age["train_age_group"] == name]
+            scores = dict(zip(part["test_age_group"], part["accuracy"].round(4)))
+            worst, best = min(scores.values()), max(scores.values())
+            metrics.setdefault(kind, {})[name] = {**scores, "worst": worst, "gap": round(best - worst, 4)}
+    return metrics
 
 
-def headline_lines(heads: pd.DataFrame) -> list[str]:
-    lines = []
-    for r in heads.itertuples():
-        if r.own_group_accuracy > r.other_group_accuracy:
-            verdict = (
-                "own group higher, and its CI lies above every other group's"
-                if r.own_group_ci_low > r.other_group_ci_high
-                else "own group higher, but the CIs overlap"
-            )
-        else:
-            verdict = "own group not higher"
-        lines.append(
-            f"- Models trained on **{r.train_age_group}** images reach {r.own_group_accuracy:.1%} "
-            f"[{r.own_group_ci_low:.1%}, {r.own_group_ci_high:.1%}] on {r.train_age_group} test images "
-            f"and {r.other_group_accuracy:.1%} on other age groups ({verdict})."
+def points(value: float) -> str:
+    """A difference of two scores in percentage points, signed."""
+    return f"{value * 100:+.1f}"
+
+
+def answer_paragraph(gaps: pd.DataFrame, cross_age: pd.DataFrame, level: float) -> str:
+    """The study's answer in one paragraph: the gap per training group with its interval, the seeds and images
+    behind it, and the baseline's gap."""
+    accuracy = gaps[gaps["score"] == "accuracy"] if len(gaps) else gaps
+    own = accuracy[accuracy["kind"] == "own_vs_other"] if len(accuracy) else accuracy
+    if own.empty:
+        return "**Answer.** No age group's models were tested both on their own and on another age group."
+    parts = [
+        f"trained on **{r.train_age_group}** faces, the models score {r.first_value:.1%} on {r.train_age_group} "
+        f"test images and {r.second_value:.1%} on the other age groups, a gap of {points(r.gap)} points "
+        f"[{points(r.gap_ci_low)}, {points(r.gap_ci_high)}] ({r.verdict})"
+        for r in own.itertuples()
+    ]
+    first = own.iloc[0]
+    text = (
+        "**Answer.** In accuracy, "
+        + "; ".join(parts)
+        + f". Means over {first.n_seeds} training seed{'s' if first.n_seeds > 1 else ''}; each interval resamples "
+        f"the test images and the seeds together and all {first.comparisons} intervals hold together at "
+        f"{level:.0%} (Bonferroni: {first.simultaneous_level:.2%} each); a verdict names a gap only where its "
+        "interval excludes zero."
+    )
+    baseline = accuracy[accuracy["kind"] == "baseline"] if len(accuracy) else accuracy
+    if len(baseline):
+        scores = cross_age[cross_age["baseline"]]
+        widest = baseline.loc[baseline["gap"].abs().idxmax()]
+        text += (
+            f" The off-the-shelf {widest.train_age_group} model, trained on none of these images, scores "
+            + ", ".join(f"{r.accuracy:.1%} on {r.test_age_group}" for r in scores.itertuples())
+            + f": its widest gap, {widest.first} against {widest.second}, is {points(widest.gap)} points "
+            f"[{points(widest.gap_ci_low)}, {points(widest.gap_ci_high)}] ({widest.verdict})."
         )
-    return lines
+    return text
 
 
-def comparison_lines(cross_age: pd.DataFrame, age_groups: list[str]) -> list[str]:
-    """Per test age group: pooled models and baselines against the own-group model."""
-    cell = {(r.train_age_group, r.test_age_group): r for r in cross_age.itertuples()}
-    others = [g for g in cross_age["train_age_group"].unique() if g not in age_groups]
+def gap_lines(gaps: pd.DataFrame) -> list[str]:
+    """Every gap of the table, both scores, as markdown bullets."""
     lines = []
-    for group in age_groups:
-        own = cell.get((group, group))
-        if own is None:
-            continue
-        for name in others:
-            if (name, group) not in cell:
-                continue
-            r = cell[(name, group)]
-            verdict = compare(r.accuracy_ci_low, r.accuracy_ci_high, own.accuracy_ci_low, own.accuracy_ci_high)
-            lines.append(
-                f"- On **{group}** test images, {name} reaches {r.accuracy:.1%} [{r.accuracy_ci_low:.1%}, "
-                f"{r.accuracy_ci_high:.1%}] against {own.accuracy:.1%} [{own.accuracy_ci_low:.1%}, "
-                f"{own.accuracy_ci_high:.1%}] for the {group} model: {verdict}."
-            )
+    for r in gaps.itertuples():
+        who = (
+            f"{r.train_age_group} models, own against other groups"
+            if r.kind == "own_vs_other"
+            else f"{r.train_age_group} ({r.kind}), {r.first} against {r.second}"
+        )
+        spread = f", SD over seeds {r.gap_sd * 100:.1f}" if r.n_seeds > 1 else ""
+        lines.append(
+            f"- {who}, {r.score}: {r.first_value:.3f} vs {r.second_value:.3f}, gap {points(r.gap)} points "
+            f"[{points(r.gap_ci_low)}, {points(r.gap_ci_high)}]{spread}: {r.verdict}"
+        )
     return lines
 
 
 def report_markdown(
     cross_age: pd.DataFrame,
-    heads: pd.DataFrame,
+    gaps: pd.DataFrame,
     models: list[str],
     flagged: list[str],
     level: float,
-    age_groups: list[str],
 ) -> str:
-    """results/report.md: the cross-age table and the study's statements, computed."""
+    """results/report.md: the answer first, then the gaps, the cross-age table and the flagged models."""
     table = cross_age.assign(
         accuracy_ci=with_ci(cross_age, "accuracy", 3), macro_f1_ci=with_ci(cross_age, "macro_f1", 3)
-    )[["train_age_group", "test_age_group", "n", "n_images", "accuracy_ci", "macro_f1_ci", "degenerate_models"]]
+    )[["train_age_group", "test_age_group", "n_seeds", "n_images", "accuracy_ci", "macro_f1_ci", "degenerate_models"]]
     lines = [
         "# Cross-age generalisation report",
         "",
+        answer_paragraph(gaps, cross_age, level),
+        "",
+        "## Gaps between age groups",
+        "",
+        *(gap_lines(gaps) or ["- No gap to report."]),
+        "",
+        "## Scores per training and test age group",
+        "",
         f"Models: {', '.join(models)}.",
-        f"Accuracy and macro-F1 with {level:.0%} bootstrap confidence intervals over test images, pooled over "
-        "the datasets (and models) of each cell; n counts predictions, n_images distinct test images.",
+        f"Accuracy and macro-F1, mean over seeds, with {level:.0%} two-level bootstrap intervals (test images and "
+        "seeds resampled together), pooled over the datasets of each cell; n_images counts distinct test images.",
         "",
         markdown_table(table),
-        "",
-        "## Headline",
-        "",
     ]
-    lines += headline_lines(heads) or ["- No age group was tested both on its own and on another age group."]
-    comparisons = comparison_lines(cross_age, age_groups)
-    if comparisons:
-        lines += ["", "## Pooled models and baselines against the own-group model", "", *comparisons]
     if flagged:
         lines += ["", "## Flagged models", "", *flagged]
     return "\n".join(lines) + "\n"

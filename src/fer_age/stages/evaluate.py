@@ -7,13 +7,14 @@ import json
 
 from fer_age.config import Config
 from fer_age.contracts import (
+    AGE_GAPS,
     COMPLET_RESULT,
     CROSS_AGE,
     CROSS_DATASET,
     FIGURES,
     METRICS,
-    MODELS,
     PREDICTIONS,
+    RECALL_BY_EMOTION,
     REPORT,
     RESULTS,
     SPLITS,
@@ -21,8 +22,9 @@ from fer_age.contracts import (
 )
 from fer_age.modeling.inference import baseline_predictor, load_test_splits, predict_all, trained_models
 from fer_age.results.figures import write_figures
+from fer_age.results.gaps import gap_table, recall_table
 from fer_age.results.reporting import metrics_dict, report_markdown
-from fer_age.results.scoring import classification_rows, headline, score_tables
+from fer_age.results.scoring import classification_rows, score_tables
 from fer_age.tracking.evaluation import log_to_mlflow
 
 
@@ -31,7 +33,7 @@ def main(config: Config, args: argparse.Namespace) -> None:
     from fer_age.tracking.runs import connect
 
     datasets = list(config.datasets)
-    predictors = trained_models(datasets, MODELS)
+    predictors = trained_models(datasets, config.seeds)
     tests = load_test_splits(datasets, SPLITS)
     if "fer2013" in config.evaluate.baselines:
         baseline = baseline_predictor(config.labels, config.img_size)
@@ -49,33 +51,34 @@ def main(config: Config, args: argparse.Namespace) -> None:
         )
     predictions = all_predictions[~all_predictions["seen_in_training"]]
     cross_age, cross_dataset = score_tables(predictions, config)
-    heads = headline(cross_age, config.age_groups)
+    e = config.evaluate
+    gaps = gap_table(
+        predictions, config.age_groups, len(config.labels), e.bootstrap_samples, e.confidence_level, config.seed
+    )
+    recall = recall_table(predictions, config.labels)
     RESULTS.mkdir(parents=True, exist_ok=True)
     tables = {
         PREDICTIONS: all_predictions.drop(columns="display_name"),
         COMPLET_RESULT: classification_rows(predictions, config.labels),
         CROSS_AGE: cross_age,
         CROSS_DATASET: cross_dataset,
+        AGE_GAPS: gaps,
+        RECALL_BY_EMOTION: recall,
     }
     for filename, frame in tables.items():
         frame.to_csv(RESULTS / filename, index=False, float_format="%.6g")
-    (RESULTS / METRICS).write_text(json.dumps(metrics_dict(cross_age, heads), indent=2) + "\n")
+    headline = metrics_dict(gaps, cross_age, len(config.seeds))
+    (RESULTS / METRICS).write_text(json.dumps(headline, indent=2) + "\n")
     names = sorted({f"{p.info.name}: {p.info.model} {p.info.head}" for p in predictors})
     flagged = [
-        f"- {p.info.model} {p.info.head} trained on {p.info.name}: degenerate ({p.info.degenerate}); its "
-        "rows are flagged in the CSVs."
+        f"- {p.info.model} {p.info.head} trained on {p.info.name}, seed {p.info.seed}: degenerate "
+        f"({p.info.degenerate}); its rows are flagged in the CSVs."
         for p in predictors
         if p.info.degenerate
     ]
-    report = report_markdown(cross_age, heads, names, flagged, config.evaluate.confidence_level, config.age_groups)
+    report = report_markdown(cross_age, gaps, names, flagged, e.confidence_level)
     (RESULTS / REPORT).write_text(report)
-    write_figures(predictions, cross_age, cross_dataset, tests, config, fresh_dir(RESULTS, FIGURES.name))
-    log_to_mlflow(
-        config,
-        experiment_id,
-        predictors,
-        predictions,
-        cross_age,
-        [RESULTS / f for f in (*tables, METRICS, REPORT)] + [FIGURES],
-    )
+    write_figures(predictions, cross_age, cross_dataset, recall, tests, config, fresh_dir(RESULTS, FIGURES.name))
+    outputs = [RESULTS / f for f in (*tables, METRICS, REPORT)] + [FIGURES]
+    log_to_mlflow(config, experiment_id, predictors, predictions, headline, outputs)
     print(report)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from fer_age.config import Config
-from fer_age.contracts import EXPLAIN, MODELS, RESULTS, SPLITS, fresh_dir
+from fer_age.contracts import EXPLAIN, RESULTS, SPLITS, fresh_dir
 from fer_age.modeling.inference import load_test_splits, trained_models
 from fer_age.modeling.saliency import (
     explain_model,
@@ -31,7 +31,7 @@ def main(config: Config, args: argparse.Namespace) -> None:
     from fer_age.tracking.runs import connect
 
     datasets = list(config.datasets)
-    predictors = trained_models(datasets, MODELS)
+    predictors = trained_models(datasets, config.seeds[:1])  # the first training seed's models
     for predictor in predictors:  # an undeclared target layer fails before any work
         target_layer(predictor.info.model, model_spec(predictor.info.model))
     tests = load_test_splits(datasets, SPLITS)

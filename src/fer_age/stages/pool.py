@@ -11,7 +11,7 @@ import argparse
 import json
 
 from fer_age.config import Config, ConfigError
-from fer_age.contracts import MODELS, POOL_PREFIX, SPLITS, fresh_dir, pool_name, read_manifest
+from fer_age.contracts import POOL_PREFIX, SPLITS, fresh_dir, pool_name, read_manifest, seed_models
 from fer_age.modeling.fitting import train_and_track
 from fer_age.tracking.runs import connect
 
@@ -41,13 +41,15 @@ def pooled_models(config: Config) -> dict[str, list[str]]:
 
 
 def main(config: Config, args: argparse.Namespace) -> None:
-    """``fer-age pool``: train every pooled model into models/POOL/<name>/."""
+    """``fer-age pool [--seed N]`` (DVC runs ``pool@<seed>``): every pooled model into
+    models/seed-<seed>/POOL/<name>/."""
+    seed = config.training_seed(args.seed)
     pools = pooled_models(config)
     connect(config.tracking.experiment)  # an unreachable store fails before anything is deleted
-    base = fresh_dir(MODELS, POOL_PREFIX)  # a change of pool.models leaves no stale pooled model
+    base = fresh_dir(seed_models(seed), POOL_PREFIX)  # a change of pool.models leaves no stale pooled model
     if not pools:
         print("pool: pool.models is none; no pooled model")
     for name, datasets in pools.items():
         print(f"pool {name}: {', '.join(datasets)}")
-        train_and_track(config, name, [SPLITS / d for d in datasets], base, base / name, stage="pool")
+        train_and_track(config, name, seed, [SPLITS / d for d in datasets], base, base / name, stage="pool")
     (base / "pools.json").write_text(json.dumps(pools, indent=2) + "\n")

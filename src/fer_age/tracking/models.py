@@ -65,6 +65,46 @@ def log_model(
     return str(logged.registered_model_version)
 
 
+CHAMPION = "champion"
+
+
+def describe_version(
+    name: str, version: str, summary: str, validation_score: float, degenerate: bool, seed: int
+) -> bool:
+    """Give a registered version its description and validation score, and move the ``champion`` alias to it
+    when it beats the current champion (a model that learned beats a degenerate one, whatever the score).
+    Returns whether it became the champion."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    client.update_model_version(name, version, description=summary)
+    for key, value in {"summary": summary, "validation_score": f"{validation_score:.6f}"}.items():
+        client.set_model_version_tag(name, version, key, value)
+    client.set_model_version_tag(name, version, "degenerate", str(degenerate).lower())
+    client.set_model_version_tag(name, version, "seed", str(seed))
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:  # no champion yet
+        champion = None
+    if champion is not None:
+        held = (champion.tags.get("degenerate") != "true", float(champion.tags.get("validation_score", "-inf")))
+        if held >= (not degenerate, validation_score):
+            return False
+    client.set_registered_model_alias(name, CHAMPION, version)
+    return True
+
+
+def add_test_scores(run_id: str, text: str) -> None:
+    """Append the latest evaluation's test scores to the description of the version the run registered."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    for version in client.search_model_versions(f"run_id = '{run_id}'"):
+        summary = version.tags.get("summary", version.description or "")
+        client.update_model_version(version.name, version.version, description=f"{summary} Test: {text}.")
+
+
 def log_split_inputs(split_dirs: list[Path], contexts: dict[str, str], run_id: str | None = None) -> None:
     """Log the splits a run used as MLflow dataset inputs, named ``<DS>/<split>``, digest = their DVC hash."""
     import mlflow

@@ -89,6 +89,10 @@ def use_store() -> str:
     return uri
 
 
+EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3's UI opens an experiment of no kind on its GenAI overview
+MODEL_DEVELOPMENT = "custom_model_development"
+
+
 def connect(experiment: str) -> str:
     """Point MLflow at the store, check that it answers, and return the experiment's id."""
     from mlflow import MlflowClient
@@ -99,9 +103,13 @@ def connect(experiment: str) -> str:
         found = client.get_experiment_by_name(experiment)
         if found is None:
             artifacts = None if uri.startswith("http") else (project_root() / "mlartifacts").as_uri()
-            return client.create_experiment(experiment, artifact_location=artifacts)
-        fail_stale_runs(found.experiment_id)
-        return found.experiment_id
+            experiment_id = client.create_experiment(experiment, artifact_location=artifacts)
+        else:
+            experiment_id = found.experiment_id
+            fail_stale_runs(experiment_id)
+        if found is None or found.tags.get(EXPERIMENT_KIND) != MODEL_DEVELOPMENT:  # the UI opens on the runs
+            client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, MODEL_DEVELOPMENT)
+        return experiment_id
     except Exception as err:  # sqlite, sqlalchemy, requests and MLflow errors alike
         raise _store_error(uri, "be reached", err) from None
 

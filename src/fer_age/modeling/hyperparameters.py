@@ -1,0 +1,74 @@
+"""Training settings resolved once from params and the model's registry entry."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from fer_age.config import Config
+from fer_age.registry import ModelSpec, model_spec, preprocessing_mode
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """Training settings with the model's own defaults filled in where params say null; the registry entry is
+    resolved here, once."""
+
+    spec: ModelSpec
+    model: str
+    head: str
+    img_size: int
+    epochs: int
+    learning_rate: float
+    batch_size: int
+    weights: str
+    preprocessing: str
+    fine_tune_layers: int | None
+    seed: int
+    augment: bool
+    rotation: float
+    zoom: float
+    class_weights: bool
+    label_smoothing: float
+    monitor: str
+    mixed_precision: bool
+    interpolation: tuple[float, ...]  # empty unless the model starts as a trained classifier of the study's labels
+    early_stopping_patience: int
+    reduce_lr_patience: int
+    reduce_lr_factor: float
+    min_learning_rate: float
+
+    @classmethod
+    def resolve(cls, config: Config, seed: int) -> Hyperparameters:
+        spec = model_spec(config.model)
+        t = config.train
+        weights = spec.weights[0] if t.weights == "pretrained" else t.weights
+        starts_as_classifier = config.head == "default" and weights != "none"
+        return cls(
+            spec=spec,
+            model=config.model,
+            head=config.head,
+            img_size=config.img_size,
+            epochs=t.epochs or spec.epochs,
+            learning_rate=t.learning_rate or spec.learning_rate,
+            batch_size=t.batch_size or spec.batch_size,
+            weights=weights,
+            preprocessing=preprocessing_mode(spec, t.preprocessing),
+            fine_tune_layers=t.fine_tune_layers if t.fine_tune_layers is not None else spec.fine_tune_layers,
+            seed=seed,
+            augment=t.augment,
+            class_weights=t.class_weights,
+            rotation=spec.rotation if t.rotation is None else t.rotation,
+            zoom=spec.zoom if t.zoom is None else t.zoom,
+            label_smoothing=t.label_smoothing,
+            monitor=t.monitor,
+            mixed_precision=t.mixed_precision,
+            interpolation=tuple(t.interpolation) if starts_as_classifier else (),
+            early_stopping_patience=t.early_stopping_patience,
+            reduce_lr_patience=t.reduce_lr_patience,
+            reduce_lr_factor=t.reduce_lr_factor,
+            min_learning_rate=t.min_learning_rate,
+        )
+
+    def params(self) -> dict:
+        """The settings as MLflow params (the registry entry by its name)."""
+        return {k: v for k, v in asdict(self).items() if k != "spec"}
