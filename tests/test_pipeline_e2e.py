@@ -287,7 +287,7 @@ def test_each_training_run_logs_a_usable_registered_mlflow_model(study):
     assert list(got["label"]) == [labels[i] for i in expected.argmax(axis=1)]
     assert pyfunc.metadata.signature.inputs.to_dict()[0]["tensor-spec"]["dtype"] == "uint8"
     versions = client.search_model_versions("name = 'CompactCNN_m2_KIDS'")
-    assert [(str(v.version), v.run_id) for v in versions] == [("1", run.info.run_id)]
+    assert len(versions) == 2 and run.info.run_id in {v.run_id for v in versions}  # one version per seed
     inputs = {
         (d.dataset.name, d.dataset.digest, {t.key: t.value for t in d.tags}["mlflow.data.context"])
         for d in client.get_run(run.info.run_id).inputs.dataset_inputs
