@@ -231,3 +231,38 @@ def test_interpolation_keeps_no_degenerate_blend_even_when_it_scores_higher_on_t
     alpha, metrics, tried = choose_interpolation(model, start, valid, "val_accuracy", (0.5,), fitted, 2)
     assert tried[0.5] > tried[1.0]  # the degenerate blend scores higher on the monitor...
     assert alpha == 1.0 and metrics == fitted  # ...and is not kept
+
+
+def test_l2_sp_keeps_fine_tuning_near_the_starting_weights():
+    """The same fit with and without the L2-SP penalty: the anchored weights move a fraction as far."""
+    import keras
+
+    from fer_age.modeling.fitting import anchored
+
+    x = np.random.default_rng(0).uniform(0, 1, (32, 16, 16, 3)).astype("float32")
+    y = np.eye(4)[np.arange(32) % 4]
+    moved = {}
+    for strength in (0.0, 10.0):
+        keras.utils.set_random_seed(0)
+        model = build_model(model_spec("compactcnn"), "m2", 16, LABELS, "none")
+        start = [w.copy() for w in model.get_weights()]
+        fitted = anchored(model, strength) if strength else model
+        fitted.compile(keras.optimizers.Adam(1e-2), "categorical_crossentropy")
+        fitted.fit(x, y, epochs=3, batch_size=8, verbose=0)
+        moved[strength] = sum(float(np.sum((w - s) ** 2)) for w, s in zip(model.get_weights(), start))
+    assert 0 < moved[10.0] < 0.5 * moved[0.0], moved
+
+
+def test_flip_average_is_the_mean_of_an_image_and_its_mirror():
+    import keras
+
+    from fer_age.modeling.inference import predict_probabilities
+
+    keras.utils.set_random_seed(0)
+    model = build_model(model_spec("compactcnn"), "m2", 16, LABELS, "none")
+    images = np.random.default_rng(1).integers(0, 255, (5, 16, 16, 3), dtype=np.uint8)
+    plain = predict_probabilities(model, images, "compactcnn", "rescale")
+    mirrored = predict_probabilities(model, images[:, :, ::-1].copy(), "compactcnn", "rescale")
+    averaged = predict_probabilities(model, images, "compactcnn", "rescale", flip_average=True)
+    assert not np.allclose(plain, mirrored)  # the network is not symmetric: the test can fail
+    np.testing.assert_allclose(averaged, (plain + mirrored) / 2, atol=1e-6)

@@ -323,8 +323,9 @@ def test_predict_applies_a_model_to_new_files_of_every_kind(study, tmp_path, mon
     (photos / "notes.txt").write_text("x")
     monkeypatch.chdir(study)
     results = {}
-    run_id = _runs(_client(study), "tags.stage = 'train' and tags.name = 'SAMPLE-CHILD'")[0].info.run_id
-    h5 = "models/seed-42/SAMPLE-CHILD/CompactCNN_m2_SAMPLE-CHILD.h5"
+    query = "tags.stage = 'train' and tags.name = 'SAMPLE-CHILD' and tags.seed = '42'"
+    run_id = _runs(_client(study), query)[0].info.run_id
+    h5 = "models/seed-42/SAMPLE-CHILD/CompactCNN_m2_SAMPLE-CHILD.h5"  # the same model
     for kind, model in (("h5", h5), ("mlflow", f"runs:/{run_id}/model")):
         out = tmp_path / f"{kind}.csv"
         assert main(["predict", str(photos), str(tmp_path / "absent.png"), "--model", model, "--out", str(out)]) == 0

@@ -185,6 +185,7 @@ class TrainConfig(Section):
     mixed_precision: bool = False
     # fractions of the fitted weights tried between the starting classifier and the fitted one (WiSE-FT)
     interpolation: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
+    l2_sp: float = 0.0  # L2-SP: penalty on the squared distance from the pretrained weights
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,7 @@ class EvaluateConfig(Section):
     confidence_level: float = 0.95
     gallery_size: int = 16
     baselines: list[str] = field(default_factory=list)
+    flip_average: bool = False  # test-time augmentation: average each image's and its mirror's probabilities
 
 
 @dataclass(frozen=True)

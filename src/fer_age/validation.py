@@ -233,6 +233,7 @@ def validate(c: Config) -> None:
     _in_range(t.reduce_lr_factor, 0, 1, "train.reduce_lr_factor", open_low=True)
     _in_range(t.min_learning_rate, 0, 1, "train.min_learning_rate")
     _in_range(t.label_smoothing, 0, 0.5, "train.label_smoothing")
+    _in_range(t.l2_sp, 0, 10, "train.l2_sp")
     for key, fraction in (("rotation", t.rotation), ("zoom", t.zoom)):
         if fraction is not None:
             _in_range(fraction, 0, 0.5, f"train.{key}")

@@ -93,6 +93,26 @@ def _callbacks(hp: Hyperparameters, records: list[dict], initial: dict[str, floa
     ]
 
 
+def anchored(model: keras.Model, strength: float) -> keras.Model:
+    """``model`` (sharing its layers) whose training loss adds ``strength`` times the squared distance of the
+    trainable weights from their values now: L2-SP (Li et al. 2018), fine-tuning that stays near the start."""
+    import keras
+
+    class Anchored(keras.Model):
+        def __init__(self, inner: keras.Model):
+            super().__init__(inner.inputs, inner.outputs, name=inner.name)
+            self.anchors = [keras.ops.convert_to_tensor(w.numpy()) for w in self.trainable_weights]
+
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            loss = super().compute_loss(x, y, y_pred, sample_weight, training)
+            if not training:  # validation loss stays comparable across settings
+                return loss
+            moved = [keras.ops.sum(keras.ops.square(w - a)) for w, a in zip(self.trainable_weights, self.anchors)]
+            return loss + strength * keras.ops.sum(keras.ops.stack(moved))
+
+    return Anchored(model)
+
+
 def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path]) -> FitResult:
     """Build, compile and fit the model; keep the best validation epoch (epoch 0 included)."""
     import keras
@@ -122,6 +142,8 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path]) -> FitRe
         model = with_device_input(
             classifier, preprocessing_fn(hp.spec, hp.preprocessing), hp.seed, hp.augment, hp.rotation, hp.zoom
         )
+        if hp.l2_sp:
+            model = anchored(model, hp.l2_sp)
         model.compile(
             optimizer=keras.optimizers.Adam(hp.learning_rate, beta_1=0.9, beta_2=0.999),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
@@ -249,14 +271,18 @@ def train_and_track(
         mlflow.set_tags(
             {
                 "degenerate": reason or "false",
+                "kept_start": str(result.best_epoch == 0 or result.alpha == 0).lower(),
                 "model_sha256": file_digest(model_path),
                 "registered_model": f"{model_path.stem} version {version}" + (" (champion)" if champion else ""),
             }
         )
     best = result.best_metrics
+    kept_start = result.best_epoch == 0 or result.alpha == 0
     kept = f"epoch {result.best_epoch}" + (
         f", interpolated {result.alpha:g} of the way from the start" if result.alpha < 1 else ""
     )
+    if kept_start:
+        kept = "the starting model itself (no training step beat it on validation)"
     print(
         f"train {name}: {len(result.history)} epochs, kept {kept} (val accuracy "
         f"{best['val_accuracy']:.3f}, macro-F1 {best['val_macro_f1']:.3f}); registered {model_path.stem} "

@@ -32,6 +32,7 @@ class Hyperparameters:
     monitor: str
     mixed_precision: bool
     interpolation: tuple[float, ...]  # empty unless the model starts as a trained classifier of the study's labels
+    l2_sp: float  # 0 unless the model starts from pretrained weights
     early_stopping_patience: int
     reduce_lr_patience: int
     reduce_lr_factor: float
@@ -63,6 +64,7 @@ class Hyperparameters:
             monitor=t.monitor,
             mixed_precision=t.mixed_precision,
             interpolation=tuple(t.interpolation) if starts_as_classifier else (),
+            l2_sp=t.l2_sp if weights != "none" else 0.0,
             early_stopping_patience=t.early_stopping_patience,
             reduce_lr_patience=t.reduce_lr_patience,
             reduce_lr_factor=t.reduce_lr_factor,

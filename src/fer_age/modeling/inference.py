@@ -103,13 +103,20 @@ def load_keras_model(predictor: Predictor):
     return keras.models.load_model(predictor.path, compile=False)
 
 
-def predict_probabilities(model, images: np.ndarray, model_name: str, preprocessing: str) -> np.ndarray:
-    """Class probabilities of ``model`` for uint8 ``images``, in batches."""
+def predict_probabilities(
+    model, images: np.ndarray, model_name: str, preprocessing: str, flip_average: bool = False
+) -> np.ndarray:
+    """Class probabilities of ``model`` for uint8 ``images``, in batches; with ``flip_average``, the mean of
+    each image's and its mirror image's (test-time augmentation)."""
     from fer_age.modeling.inputs import image_batches
     from fer_age.modeling.models import preprocessing_fn
 
     preprocess = preprocessing_fn(model_spec(model_name), preprocessing)
-    return model.predict(image_batches(images, PREDICT_BATCH, preprocess), verbose=0)
+    probabilities = model.predict(image_batches(images, PREDICT_BATCH, preprocess), verbose=0)
+    if flip_average:
+        mirrored = model.predict(image_batches(images[:, :, ::-1], PREDICT_BATCH, preprocess), verbose=0)
+        probabilities = (probabilities + mirrored) / 2
+    return probabilities
 
 
 def prediction_frame(
@@ -146,7 +153,11 @@ def prediction_frame(
 
 
 def predict_all(
-    predictors: list[Predictor], tests: dict[str, SplitImages], labels: list[str], splits_dir: Path
+    predictors: list[Predictor],
+    tests: dict[str, SplitImages],
+    labels: list[str],
+    splits_dir: Path,
+    flip_average: bool = False,
 ) -> pd.DataFrame:
     """Per-image predictions of every model on every test split (each model loaded once)."""
     from tqdm import tqdm
@@ -158,7 +169,7 @@ def predict_all(
             seen = training_digests(predictor.info.train_datasets, splits_dir)
             for test in tests.values():
                 probabilities = predict_probabilities(
-                    model, test.images, predictor.info.model, predictor.info.preprocessing
+                    model, test.images, predictor.info.model, predictor.info.preprocessing, flip_average
                 )
                 frames.append(prediction_frame(predictor, test, labels, probabilities, seen))
                 progress.update()

@@ -39,7 +39,7 @@ def main(config: Config, args: argparse.Namespace) -> None:
         baseline = baseline_predictor(config.labels, config.img_size)
         predictors += [baseline] if baseline else []
     experiment_id = connect(config.tracking.experiment)  # an unreachable store fails before the work
-    all_predictions = predict_all(predictors, tests, config.labels, SPLITS)
+    all_predictions = predict_all(predictors, tests, config.labels, SPLITS, config.evaluate.flip_average)
     leaked = all_predictions[all_predictions["seen_in_training"]]
     if len(leaked):  # the same image in two datasets: left out of the scores of models that trained on it
         pairs = leaked.groupby(["train_dataset", "test_dataset"]).size()
