@@ -185,7 +185,7 @@ def input_feed(n: int, size: int, batch: int) -> dict:
     from fer_age.modeling.inputs import make_dataset
 
     with memmapped_split(n, size) as (images, labels):
-        dataset = make_dataset(images, labels, batch, None, 4, training=True, class_weights=np.ones(4))
+        dataset = make_dataset(images, labels, batch, None, 4, training=True, sample_weights=np.ones(len(labels)))
         for _ in dataset.take(2):  # warm-up: tracing
             pass
         started = time.perf_counter()

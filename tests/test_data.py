@@ -17,7 +17,7 @@ LABELS = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 1])
 
 
 def test_raw_batches_are_the_stored_uint8_images_in_order_with_their_targets_and_weights():
-    batches = list(make_dataset(IMAGES, LABELS, 4, None, 4, class_weights=np.array([1.0, 2.0, 3.0, 4.0])))
+    batches = list(make_dataset(IMAGES, LABELS, 4, None, 4, sample_weights=LABELS + 1.0))
     assert [len(b[0]) for b in batches] == [4, 4, 2]
     images = np.concatenate([b[0].numpy() for b in batches])
     assert images.dtype == np.uint8 and np.array_equal(images, IMAGES)

@@ -237,7 +237,7 @@ def test_l2_sp_keeps_fine_tuning_near_the_starting_weights():
     """The same fit with and without the L2-SP penalty: the anchored weights move a fraction as far."""
     import keras
 
-    from fer_age.modeling.fitting import anchored
+    from fer_age.modeling.objectives import training_model
 
     x = np.random.default_rng(0).uniform(0, 1, (32, 16, 16, 3)).astype("float32")
     y = np.eye(4)[np.arange(32) % 4]
@@ -246,7 +246,7 @@ def test_l2_sp_keeps_fine_tuning_near_the_starting_weights():
         keras.utils.set_random_seed(0)
         model = build_model(model_spec("compactcnn"), "m2", 16, LABELS, "none")
         start = [w.copy() for w in model.get_weights()]
-        fitted = anchored(model, strength) if strength else model
+        fitted = training_model(model, strength, 0, 0.0, None, 0.0)
         fitted.compile(keras.optimizers.Adam(1e-2), "categorical_crossentropy")
         fitted.fit(x, y, epochs=3, batch_size=8, verbose=0)
         moved[strength] = sum(float(np.sum((w - s) ** 2)) for w, s in zip(model.get_weights(), start))
@@ -266,3 +266,33 @@ def test_flip_average_is_the_mean_of_an_image_and_its_mirror():
     averaged = predict_probabilities(model, images, "compactcnn", "rescale", flip_average=True)
     assert not np.allclose(plain, mirrored)  # the network is not symmetric: the test can fail
     np.testing.assert_allclose(averaged, (plain + mirrored) / 2, atol=1e-6)
+
+
+def test_balanced_method_gives_each_age_group_the_same_total_weight():
+    from fer_age.modeling.objectives import example_weights
+
+    y, groups = np.array([0, 1, 0, 1, 0]), np.array([0, 0, 0, 0, 1])  # four adult images, one older
+    assert np.bincount(groups, weights=example_weights(y, groups, None, "balanced")).tolist() == [2.5, 2.5]
+    assert example_weights(y, groups, None, "erm").tolist() == [1.0] * 5
+    with_classes = example_weights(y, groups, np.array([1.0, 2.0]), "balanced")
+    assert with_classes.tolist() == pytest.approx([0.625, 1.25, 0.625, 1.25, 2.5])  # class x group weight
+    assert example_weights(y, groups, None, "groupdro").tolist() == groups.tolist()  # the loss reads the group
+
+
+def test_groupdro_moves_weight_to_the_group_with_the_higher_loss():
+    """Group 0's labels follow its images, group 1's are noise: GroupDRO's weight goes to group 1."""
+    import keras
+
+    from fer_age.modeling.objectives import training_model
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (64, 16, 16, 3)).astype("float32")
+    groups = np.repeat([0, 1], 32)
+    labels = np.where(groups == 0, (x[:, 0, 0, 0] > 0.5).astype(int), rng.integers(0, 4, 64))
+    keras.utils.set_random_seed(0)
+    model = build_model(model_spec("compactcnn"), "m2", 16, LABELS, "none")
+    fitted = training_model(model, 0.0, 2, 0.5, None, 0.0)
+    fitted.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy")
+    fitted.fit(x, np.eye(4)[labels], sample_weight=groups.astype("float32"), epochs=2, batch_size=16, verbose=0)
+    weights = fitted.group_weights.numpy()
+    assert weights.sum() == pytest.approx(1.0) and weights[1] > weights[0], weights

@@ -279,3 +279,17 @@ def test_degenerate_guard():
     assert "only 'Fear'" in degenerate_reason(y, np.ones_like(y), LABELS)
     assert "chance" in degenerate_reason(y, np.roll(y, 1), LABELS)
     assert degenerate_reason(y, y, LABELS) == ""
+
+
+def test_a_leave_one_out_model_reports_the_age_group_it_never_saw(predictions):
+    pooled = _predictor("POOL-no-older", "POOL-no-older")
+    true = [0, 1, 2, 3] * 2
+    frames = [
+        _frame(pooled, "SAMPLE-CHILD", "child", true, true),  # 8/8 on a group it trained on
+        _frame(pooled, "SAMPLE-OLDER", "older", true, [0, 1, 2, 3, 0, 0, 0, 0]),  # 5/8 on the one it never saw
+    ]
+    both = pd.concat([predictions, *frames], ignore_index=True)
+    gaps = gap_table(both, AGE_GROUPS, 4, 200, 0.95, 0)
+    assert set(gaps.loc[gaps["train_age_group"] == "POOL-no-older", "kind"]) == {"mixed_age"}
+    entry = metrics_dict(gaps, _cross_age(both), 1)["mixed_age"]["POOL-no-older"]
+    assert entry == {"child": 1.0, "older": 0.625, "worst": 0.625, "gap": 0.375, "unseen": 0.625}

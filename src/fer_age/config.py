@@ -193,6 +193,8 @@ class PoolConfig(Section):
     """Mixed-age models, trained on several datasets at once by the ``pool`` stage."""
 
     models: str = "none"  # none | all | leave_one_out
+    method: str = "erm"  # erm | balanced (equal weight per age group) | groupdro (worst-group loss)
+    dro_step: float = 0.01  # GroupDRO's step size for the group weights (Sagawa et al. 2020)
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,12 @@ def pool_name(held_out: str | None) -> str:
     return f"{POOL_PREFIX}-all" if held_out is None else f"{POOL_PREFIX}-no-{held_out}"
 
 
+def held_out_group(name: str) -> str | None:
+    """The age group a leave-one-out pooled model never saw (``POOL-no-<group>``), else None."""
+    prefix = f"{POOL_PREFIX}-no-"
+    return name.removeprefix(prefix) if name.startswith(prefix) else None
+
+
 @dataclass
 class TrainingInfo:
     """What a trained model leaves for evaluation (no times or run ids: DVC outputs stay byte-stable)."""

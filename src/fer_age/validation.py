@@ -241,6 +241,9 @@ def validate(c: Config) -> None:
         _in_range(alpha, 0, 1, f"train.interpolation[{i}]")
     _check(t.monitor in MONITORS, f"'train.monitor' is '{t.monitor}'; choose one of {', '.join(MONITORS)}")
     _check(c.pool.models in POOLS, f"'pool.models' is '{c.pool.models}'; choose one of {', '.join(POOLS)}")
+    methods = ("erm", "balanced", "groupdro")
+    _check(c.pool.method in methods, f"'pool.method' is '{c.pool.method}'; choose one of {', '.join(methods)}")
+    _in_range(c.pool.dro_step, 0, 10, "pool.dro_step", open_low=True)
     _check(bool(c.tracking.experiment.strip()), "'tracking.experiment' must not be empty")
     e = c.evaluate
     _in_range(e.bootstrap_samples, 100, MAX_BOOTSTRAP_SAMPLES, "evaluate.bootstrap_samples")

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.utils.class_weight import compute_class_weight
 
 from fer_age.config import Config
 from fer_age.contracts import (
@@ -19,6 +18,7 @@ from fer_age.contracts import (
     read_manifest,
 )
 from fer_age.modeling.hyperparameters import Hyperparameters
+from fer_age.modeling.objectives import balanced_class_weights, example_weights, group_indices, training_model
 from fer_age.registry import model_filename, serving_preprocessing
 
 if TYPE_CHECKING:
@@ -39,14 +39,6 @@ class FitResult:
     n_valid: int
     y_valid: np.ndarray
     y_pred: np.ndarray
-
-
-def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """sklearn's 'balanced' weight per class (1 for classes absent from ``labels``)."""
-    weights = np.ones(n_classes)
-    present = np.unique(labels)
-    weights[present] = compute_class_weight("balanced", classes=present, y=labels)
-    return weights
 
 
 def age_group_label(manifests: list[pd.DataFrame], age_groups: list[str]) -> str:
@@ -93,27 +85,7 @@ def _callbacks(hp: Hyperparameters, records: list[dict], initial: dict[str, floa
     ]
 
 
-def anchored(model: keras.Model, strength: float) -> keras.Model:
-    """``model`` (sharing its layers) whose training loss adds ``strength`` times the squared distance of the
-    trainable weights from their values now: L2-SP (Li et al. 2018), fine-tuning that stays near the start."""
-    import keras
-
-    class Anchored(keras.Model):
-        def __init__(self, inner: keras.Model):
-            super().__init__(inner.inputs, inner.outputs, name=inner.name)
-            self.anchors = [keras.ops.convert_to_tensor(w.numpy()) for w in self.trainable_weights]
-
-        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-            loss = super().compute_loss(x, y, y_pred, sample_weight, training)
-            if not training:  # validation loss stays comparable across settings
-                return loss
-            moved = [keras.ops.sum(keras.ops.square(w - a)) for w, a in zip(self.trainable_weights, self.anchors)]
-            return loss + strength * keras.ops.sum(keras.ops.stack(moved))
-
-    return Anchored(model)
-
-
-def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path]) -> FitResult:
+def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_groups: list[str]) -> FitResult:
     """Build, compile and fit the model; keep the best validation epoch (epoch 0 included)."""
     import keras
     import mlflow
@@ -129,10 +101,13 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path]) -> FitRe
     n_classes = len(labels)
     x_train, y_train = load_splits(split_dirs, "train")
     x_valid, y_valid = load_splits(split_dirs, "valid")
-    weights = balanced_class_weights(y_train, n_classes) if hp.class_weights else None
+    class_weights = balanced_class_weights(y_train, n_classes) if hp.class_weights else None
+    groups = group_indices(split_dirs, age_groups)
+    n_groups = int(groups.max()) + 1 if len(groups) and hp.method == "groupdro" else 0
+    weights = example_weights(y_train, groups, class_weights, hp.method)
     # raw uint8 batches: augmentation and preprocessing run on the device, in the model being fitted
     train_ds = make_dataset(
-        x_train, y_train, hp.batch_size, None, n_classes, training=True, seed=hp.seed, class_weights=weights
+        x_train, y_train, hp.batch_size, None, n_classes, training=True, seed=hp.seed, sample_weights=weights
     )
     valid_ds = make_dataset(x_valid, y_valid, hp.batch_size, None, n_classes)
     gpus = tf.config.list_physical_devices("GPU")
@@ -142,8 +117,7 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path]) -> FitRe
         model = with_device_input(
             classifier, preprocessing_fn(hp.spec, hp.preprocessing), hp.seed, hp.augment, hp.rotation, hp.zoom
         )
-        if hp.l2_sp:
-            model = anchored(model, hp.l2_sp)
+        model = training_model(model, hp.l2_sp, n_groups, hp.dro_step, class_weights, hp.label_smoothing)
         model.compile(
             optimizer=keras.optimizers.Adam(hp.learning_rate, beta_1=0.9, beta_2=0.999),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
@@ -183,9 +157,10 @@ def train_and_track(
     models_base: Path,
     history_dir: Path,
     stage: str,
+    method: str = "erm",
 ) -> TrainingInfo:
     """Validate inputs, reach the store and start the run, then clear ``models_base/name`` and train into it
-    with training seed ``seed``.
+    with training seed ``seed`` and training method ``method`` (erm, balanced, groupdro).
 
     The per-epoch history goes to ``history_dir/<name>.csv``.
     """
@@ -196,7 +171,7 @@ def train_and_track(
     from fer_age.tracking.models import describe_version, log_model, log_split_inputs
     from fer_age.tracking.runs import connect, file_digest, run_tags, tracked_run
 
-    hp = Hyperparameters.resolve(config, seed)
+    hp = Hyperparameters.resolve(config, seed, method)
     spec = hp.spec
     manifests = [read_manifest(d) for d in split_dirs]  # inputs first: a missing split fails before any work
     for split in ("train", "valid"):
@@ -216,7 +191,7 @@ def train_and_track(
     with tracked_run(experiment_id, f"{name} · {spec.display_name} {hp.head} · seed {seed}", tags):
         out_dir = fresh_dir(models_base, name)
         mlflow.log_params({**hp.params(), "datasets": ",".join(datasets), "age_group": age_group})
-        result = fit(hp, list(config.labels), split_dirs)
+        result = fit(hp, list(config.labels), split_dirs, list(config.age_groups))
         mlflow.log_params({"n_train": result.n_train, "n_valid": result.n_valid})
         model_path = out_dir / model_filename(hp.model, hp.head, name)
         result.model.save(model_path)

@@ -33,13 +33,15 @@ class Hyperparameters:
     mixed_precision: bool
     interpolation: tuple[float, ...]  # empty unless the model starts as a trained classifier of the study's labels
     l2_sp: float  # 0 unless the model starts from pretrained weights
+    method: str  # erm | balanced | groupdro (pooled models: pool.method)
+    dro_step: float  # GroupDRO's step size for the group weights
     early_stopping_patience: int
     reduce_lr_patience: int
     reduce_lr_factor: float
     min_learning_rate: float
 
     @classmethod
-    def resolve(cls, config: Config, seed: int) -> Hyperparameters:
+    def resolve(cls, config: Config, seed: int, method: str = "erm") -> Hyperparameters:
         spec = model_spec(config.model)
         t = config.train
         weights = spec.weights[0] if t.weights == "pretrained" else t.weights
@@ -65,6 +67,8 @@ class Hyperparameters:
             mixed_precision=t.mixed_precision,
             interpolation=tuple(t.interpolation) if starts_as_classifier else (),
             l2_sp=t.l2_sp if weights != "none" else 0.0,
+            method=method,
+            dro_step=config.pool.dro_step if method == "groupdro" else 0.0,
             early_stopping_patience=t.early_stopping_patience,
             reduce_lr_patience=t.reduce_lr_patience,
             reduce_lr_factor=t.reduce_lr_factor,

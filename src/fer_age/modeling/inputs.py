@@ -118,16 +118,17 @@ def make_dataset(
     n_classes: int,
     training: bool = False,
     seed: int = 42,
-    class_weights: np.ndarray | None = None,
+    sample_weights: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (images, one-hot labels[, sample weights]), shuffled when training.
+    """Batches of (images, one-hot labels[, sample weights]), shuffled when training; ``sample_weights`` holds
+    one value per image (class and age-group weights, or GroupDRO's group index) and goes with it.
 
     ``preprocess`` None: the raw uint8 images, for a model with a ``DeviceInput``; else float32 images mapped by
     it. Images are gathered batch by batch from the (memory-mapped) array, so the whole set is never copied
     into RAM.
     """
     height, width, channels = images.shape[1:]
-    weights = np.ones(n_classes, np.float32) if class_weights is None else class_weights.astype(np.float32)
+    weights = None if sample_weights is None else tf.constant(np.asarray(sample_weights, np.float32))
 
     def gather(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(images[indices]), labels[indices].astype(np.int64)
@@ -136,13 +137,12 @@ def make_dataset(
         x, y = tf.numpy_function(gather, [indices], (tf.uint8, tf.int64))
         x.set_shape([None, height, width, channels])
         y.set_shape([None])
-        return (x if preprocess is None else preprocess(tf.cast(x, tf.float32))), y
+        x = x if preprocess is None else preprocess(tf.cast(x, tf.float32))
+        return x, y, (tf.zeros_like(indices, tf.float32) if weights is None else tf.gather(weights, indices))
 
-    def finish(x, y):
+    def finish(x, y, w):
         targets = tf.one_hot(y, n_classes)
-        if class_weights is None:
-            return x, targets
-        return x, targets, tf.gather(weights, y)
+        return (x, targets) if weights is None else (x, targets, w)
 
     dataset = tf.data.Dataset.range(len(labels))
     if training:

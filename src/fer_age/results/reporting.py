@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from fer_age.contracts import held_out_group
 from fer_age.modeling.saliency import bootstrap_difference
 
 
@@ -42,7 +43,10 @@ def metrics_dict(gaps: pd.DataFrame, cross_age: pd.DataFrame, n_seeds: int) -> d
             part = cross_age[cross_age["train_age_group"] == name]
             scores = dict(zip(part["test_age_group"], part["accuracy"].round(4)))
             worst, best = min(scores.values()), max(scores.values())
-            metrics.setdefault(kind, {})[name] = {**scores, "worst": worst, "gap": round(best - worst, 4)}
+            entry = {**scores, "worst": worst, "gap": round(best - worst, 4)}
+            if held_out_group(name) in scores:  # leave-one-out: the age group it never saw
+                entry["unseen"] = scores[held_out_group(name)]
+            metrics.setdefault(kind, {})[name] = entry
     return metrics
 
 

@@ -50,6 +50,7 @@ def main(config: Config, args: argparse.Namespace) -> None:
     if not pools:
         print("pool: pool.models is none; no pooled model")
     for name, datasets in pools.items():
-        print(f"pool {name}: {', '.join(datasets)}")
-        train_and_track(config, name, seed, [SPLITS / d for d in datasets], base, base / name, stage="pool")
+        print(f"pool {name} ({config.pool.method}): {', '.join(datasets)}")
+        splits = [SPLITS / d for d in datasets]
+        train_and_track(config, name, seed, splits, base, base / name, stage="pool", method=config.pool.method)
     (base / "pools.json").write_text(json.dumps(pools, indent=2) + "\n")

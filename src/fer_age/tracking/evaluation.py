@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from fer_age.config import Config
-from fer_age.contracts import SPLITS
+from fer_age.contracts import SPLITS, held_out_group
 from fer_age.modeling.inference import Predictor
 from fer_age.results.bootstrap import SCORES, scores
 
@@ -19,8 +19,9 @@ PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests a run under its 
 
 
 def test_metrics(mine: pd.DataFrame, own_group: str, n_classes: int) -> dict[str, float]:
-    """One model's test scores: ``test/<score>/<age group>`` per test age group, ``worst``, and where the model
-    has an age group of its own, ``own``, ``other`` (every other group's images) and ``gap`` (own - other)."""
+    """One model's test scores: ``test/<score>/<age group>`` per test age group, ``worst``; where the model has
+    an age group of its own, ``own``, ``other`` (every other group's images) and ``gap`` (own - other); for a
+    leave-one-out model (its group is its name, ``POOL-no-<group>``), ``unseen``."""
     metrics = {}
     per_group = {
         group: scores(part["true"].to_numpy(), part["predicted"].to_numpy(), n_classes)
@@ -30,6 +31,9 @@ def test_metrics(mine: pd.DataFrame, own_group: str, n_classes: int) -> dict[str
         for group, values in per_group.items():
             metrics[metric_name(f"test/{score}/{group}")] = values[score]
         metrics[f"test/{score}/worst"] = min(values[score] for values in per_group.values())
+        unseen = held_out_group(own_group)
+        if unseen in per_group:  # a leave-one-out model: its score on the age group it never saw
+            metrics[f"test/{score}/unseen"] = per_group[unseen][score]
     other = mine[mine["test_age_group"] != own_group]
     if own_group in per_group and len(other):
         other_scores = scores(other["true"].to_numpy(), other["predicted"].to_numpy(), n_classes)

@@ -1,0 +1,96 @@
+"""What training minimises: class and age-group weights per image, L2-SP's pull towards the pretrained
+weights and GroupDRO's worst-group loss (``pool.method``, ``train.l2_sp``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.class_weight import compute_class_weight
+
+from fer_age.contracts import read_manifest
+
+if TYPE_CHECKING:
+    import keras
+
+
+def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """sklearn's 'balanced' weight per class (1 for classes absent from ``labels``)."""
+    weights = np.ones(n_classes)
+    present = np.unique(labels)
+    weights[present] = compute_class_weight("balanced", classes=present, y=labels)
+    return weights
+
+
+def group_indices(split_dirs: list[Path], age_groups: list[str]) -> np.ndarray:
+    """The age group of every training image, as an index into the groups present (in params order); the
+    manifest's train rows are the rows of X_train, split folder after split folder."""
+    groups = pd.concat([m.loc[m["split"] == "train", "age_group"] for m in map(read_manifest, split_dirs)])
+    present = [g for g in age_groups if g in set(groups)]
+    return groups.map({g: i for i, g in enumerate(present)}).to_numpy(np.int64)
+
+
+def example_weights(y: np.ndarray, groups: np.ndarray, class_weights: np.ndarray | None, method: str) -> np.ndarray:
+    """Per training image: its class weight, times (``balanced``) its age group's weight, so that every group
+    weighs as much in the loss as every other; ``groupdro`` passes the group index instead (the loss reads it)."""
+    if method == "groupdro":
+        return groups.astype(np.float32)
+    weights = np.ones(len(y)) if class_weights is None else class_weights[y]
+    if method == "balanced":
+        counts = np.bincount(groups)
+        weights = weights * (len(groups) / (len(counts) * counts))[groups]
+    return weights
+
+
+def training_model(
+    model: keras.Model, l2_sp: float, n_groups: int, dro_step: float, class_weights: np.ndarray | None, smoothing: float
+) -> keras.Model:
+    """``model`` (sharing its layers) with the training loss of the method asked for.
+
+    ``l2_sp`` > 0: plus that times the squared distance of the trainable weights from their values now (L2-SP,
+    Li et al. 2018: fine-tuning that stays near its start). ``n_groups`` > 0: online GroupDRO (Sagawa et al.
+    2020): the sample weight is the image's age group; each step raises the weight of the groups with the
+    higher loss (exponentiated gradient, step ``dro_step``) and minimises the weighted sum of the groups'
+    losses. Validation losses stay plain cross-entropy, comparable across methods.
+    """
+    import keras
+
+    if not l2_sp and not n_groups:
+        return model
+    ops = keras.ops
+
+    class Fitted(keras.Model):
+        def __init__(self, inner: keras.Model):
+            super().__init__(inner.inputs, inner.outputs, name=inner.name)
+            self.anchors = [ops.convert_to_tensor(w.numpy()) for w in self.trainable_weights] if l2_sp else []
+            self.classes = ops.convert_to_tensor(np.ones(1) if class_weights is None else class_weights, "float32")
+            self.group_weights = keras.Variable(
+                np.full(max(n_groups, 1), 1 / max(n_groups, 1), np.float32), trainable=False
+            )
+
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            if not training:
+                return super().compute_loss(x, y, y_pred, None, training)
+            if n_groups:
+                loss = self.dro_loss(y, ops.cast(y_pred, "float32"), sample_weight)
+            else:
+                loss = super().compute_loss(x, y, y_pred, sample_weight, training)
+            if l2_sp:
+                moved = [ops.sum(ops.square(w - a)) for w, a in zip(self.trainable_weights, self.anchors)]
+                loss = loss + l2_sp * ops.sum(ops.stack(moved))
+            return loss
+
+        def dro_loss(self, y, y_pred, groups):
+            losses = keras.losses.categorical_crossentropy(y, y_pred, label_smoothing=smoothing)
+            if class_weights is not None:
+                losses = losses * ops.take(self.classes, ops.argmax(y, axis=-1))
+            members = ops.one_hot(ops.cast(groups, "int32"), n_groups)
+            counts = ops.sum(members, axis=0)
+            group_losses = ops.sum(members * losses[:, None], axis=0) / ops.maximum(counts, 1.0)
+            raised = self.group_weights * ops.exp(dro_step * ops.where(counts > 0, group_losses, 0.0))
+            self.group_weights.assign(raised / ops.sum(raised))
+            return ops.sum(ops.stop_gradient(self.group_weights) * group_losses)
+
+    return Fitted(model)
