@@ -5,6 +5,7 @@ import shutil
 import zlib
 
 import pytest
+import yaml
 from conftest import LABELS
 from PIL import Image
 
@@ -172,3 +173,29 @@ def test_byte_identical_images_are_used_once_and_never_with_two_labels(tmp_path)
     for source in ("DUP_Sad/DUP_s1_Sad.png", "DUP_Angry/DUP_s3_sad_as_angry.png"):
         assert items[source].status == Status.CONFLICTING_LABELS, source
     assert "(Angry)" in items["DUP_Sad/DUP_s1_Sad.png"].message
+
+
+def test_check_names_images_shared_by_two_datasets(tmp_path, monkeypatch, capsys):
+    from fer_age.cli import main
+
+    for name in ("KIDS", "ADULTS"):
+        for emotion in LABELS:
+            _image(tmp_path / "data" / "raw" / name / f"{name}_{emotion}" / f"{name}_s1_{emotion}.png")
+    shutil.copy(  # one photo in both datasets
+        tmp_path / "data/raw/KIDS/KIDS_Happy/KIDS_s1_Happy.png", tmp_path / "data/raw/ADULTS/ADULTS_Happy/ADULTS_s9.png"
+    )
+    params = {
+        "labels": LABELS,
+        "age_groups": ["child", "adult"],
+        "datasets": {
+            n: {"raw": n, "age_group": g, "subject_pattern": r"_(s\d+)"}
+            for n, g in (("KIDS", "child"), ("ADULTS", "adult"))
+        },
+        "sample": {"datasets": {}},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "note: 1 images are in more than one dataset" in out
+    assert "KIDS/KIDS_Happy/KIDS_s1_Happy.png = ADULTS/ADULTS_Happy/ADULTS_s9.png" in out

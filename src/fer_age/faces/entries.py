@@ -77,6 +77,22 @@ def mark_duplicates(items: list[RawItem]) -> list[RawItem]:
     return marked
 
 
+def shared_across(items: dict[str, list[RawItem]]) -> list[tuple[str, str, str, str]]:
+    """Candidates whose bytes appear in more than one dataset: (dataset, source, other dataset, other source),
+    each copy paired with the first one found (datasets in the order given)."""
+    first: dict[str, tuple[str, str]] = {}
+    shared = []
+    for dataset, entries in items.items():
+        for item in entries:
+            digest = content_digest(item.path) if not item.status else ""
+            if not digest:
+                continue
+            seen = first.setdefault(digest, (dataset, item.source))
+            if seen[0] != dataset:
+                shared.append((seen[0], seen[1], dataset, printable(item.source)))
+    return shared
+
+
 def printable(source: str) -> str:
     """``source`` as UTF-8 text: bytes of a file name that are not UTF-8 shown as ``\\xNN`` (the path to the
     file itself is kept as is); the report, the output names and OpenCV all need text."""

@@ -10,11 +10,13 @@ from fer_age.config import Config, ConfigError
 from fer_age.contracts import RAW
 from fer_age.dvc_vars import check_pipeline_vars
 from fer_age.dvcignore import stale_dvcignore
+from fer_age.faces.entries import shared_across
 from fer_age.faces.formats import check_labels, discover
 
 
 def main(config: Config, args: argparse.Namespace) -> None:
     print(f"{args.params} is valid: {len(config.datasets)} datasets, model {config.model}, head {config.head}")
+    found = {}
     for name, ds in config.datasets.items():
         root = RAW / ds.raw
         if not root.is_dir():
@@ -23,8 +25,17 @@ def main(config: Config, args: argparse.Namespace) -> None:
             continue
         items = discover(root, name, ds, config.labels)
         check_labels(items, config.labels, name)
+        found[name] = items
         statuses = Counter(item.status or "candidate" for item in items)
         print(f"  {name} ({ds.layout}): " + ", ".join(f"{s}={n}" for s, n in sorted(statuses.items())))
+    shared = shared_across(found)
+    if shared:
+        first, source, other, copy = shared[0]
+        print(
+            f"  note: {len(shared)} images are in more than one dataset (e.g. {first}/{source} = {other}/{copy}); "
+            "evaluate leaves each out of the scores of the models that trained on another copy "
+            "(predictions.csv marks them seen_in_training)"
+        )
     if Path("dvc.yaml").is_file():  # in a project: what dvc repro will iterate over and hash
         check_pipeline_vars(config, Path("dvc.yaml"))
         stale = stale_dvcignore(config, Path(".dvcignore"))
