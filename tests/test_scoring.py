@@ -293,3 +293,11 @@ def test_a_leave_one_out_model_reports_the_age_group_it_never_saw(predictions):
     assert set(gaps.loc[gaps["train_age_group"] == "POOL-no-older", "kind"]) == {"mixed_age"}
     entry = metrics_dict(gaps, _cross_age(both), 1)["mixed_age"]["POOL-no-older"]
     assert entry == {"child": 1.0, "older": 0.625, "worst": 0.625, "gap": 0.375, "unseen": 0.625}
+
+
+def test_no_gap_to_report_gives_an_empty_table_with_its_columns(predictions):
+    own_only = predictions[predictions["train_age_group"] == predictions["test_age_group"]]
+    gaps = gap_table(own_only, AGE_GROUPS, 4, 100, 0.95, 0)
+    assert gaps.empty and "kind" in gaps.columns
+    assert metrics_dict(gaps, _cross_age(own_only), 1) == {"n_seeds": 1, "gap": {}}
+    assert "No age group's models were tested" in report_markdown(_cross_age(own_only), gaps, ["x"], [], 0.95)

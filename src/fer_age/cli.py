@@ -77,30 +77,34 @@ def parser() -> argparse.ArgumentParser:
     return cli
 
 
+def stage_item(stage: str, value: str) -> str | None:
+    """The item of DVC's stage address ``<stage>@<item>`` (dvc.yaml passes ``"$DVC_STAGE"``, so that no params
+    value is ever parsed by the shell), or None when ``value`` is no address."""
+    if "@" not in value:
+        return None
+    address, _, item = value.partition("@")
+    if address.rsplit(":", 1)[-1] != stage:
+        raise ConfigError(f"'{value}' is not a {stage} stage")
+    return item
+
+
 def dataset_name(stage: str, value: str) -> str:
-    """A dataset name, given as is or as DVC's stage address ``<stage>@<name>`` (dvc.yaml passes
-    ``"$DVC_STAGE"``, so that no params value is ever parsed by the shell)."""
-    if "@" in value:
-        address, _, value = value.partition("@")
-        if address.rsplit(":", 1)[-1] != stage:
-            raise ConfigError(f"'{address}@{value}' is not a {stage} stage")
-    return check_name(value, "dataset")
+    """A dataset name, given as is or as the stage address ``<stage>@<name>``."""
+    item = stage_item(stage, value)
+    return check_name(value if item is None else item, "dataset")
 
 
 def stage_seed(args: argparse.Namespace) -> int | None:
     """The training seed of a train or pool command: from DVC's stage address (``train@<dataset>-<seed>``,
-    ``pool@<seed>``, which also sets the dataset) or ``--seed``; None means the first of params ``seeds``."""
-    address = args.dataset if args.stage == "train" else args.address
-    if address is None or "@" not in address:
+    which also gives the dataset, or ``pool@<seed>``) or ``--seed``; None means the first of params ``seeds``."""
+    item = stage_item(args.stage, args.dataset if args.stage == "train" else args.address or "")
+    if item is None:
         return args.seed
-    stage, _, item = address.partition("@")
-    if stage.rsplit(":", 1)[-1] != args.stage:
-        raise ConfigError(f"'{address}' is not a {args.stage} stage")
     dataset, _, seed = item.rpartition("-") if args.stage == "train" else ("", "", item)
     if not seed.isdigit():
-        raise ConfigError(f"'{address}' names no training seed (expected {args.stage}@...-<seed>)")
+        raise ConfigError(f"'{args.stage}@{item}' names no training seed (expected {args.stage}@...-<seed>)")
     if args.stage == "train":
-        args.dataset = f"{stage}@{dataset}"
+        args.dataset = dataset
     return int(seed)
 
 

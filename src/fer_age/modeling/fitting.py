@@ -236,6 +236,7 @@ def train_and_track(
             np.asarray(load_splits(split_dirs, "valid")[0][:2]),
         )
         score = result.best_metrics[hp.monitor]
+        kept_start = result.best_epoch == 0 or result.alpha == 0
         summary = (
             f"{spec.display_name} {hp.head} ({hp.weights} weights) trained on {', '.join(datasets)} ({age_group}), "
             f"seed {seed}; kept epoch {result.best_epoch}, {hp.monitor} {score:.3f}"
@@ -246,13 +247,12 @@ def train_and_track(
         mlflow.set_tags(
             {
                 "degenerate": reason or "false",
-                "kept_start": str(result.best_epoch == 0 or result.alpha == 0).lower(),
+                "kept_start": str(kept_start).lower(),
                 "model_sha256": file_digest(model_path),
                 "registered_model": f"{model_path.stem} version {version}" + (" (champion)" if champion else ""),
             }
         )
     best = result.best_metrics
-    kept_start = result.best_epoch == 0 or result.alpha == 0
     kept = f"epoch {result.best_epoch}" + (
         f", interpolated {result.alpha:g} of the way from the start" if result.alpha < 1 else ""
     )

@@ -35,9 +35,12 @@ class Replicates:
         return float(self.per_seed[score].mean())
 
     def sd(self, score: str) -> float:
-        """The spread over seeds (NaN with one seed)."""
-        values = self.per_seed[score]
-        return float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+        return spread(self.per_seed[score])
+
+
+def spread(per_seed: np.ndarray) -> float:
+    """The SD over seeds (NaN with one seed)."""
+    return float(per_seed.std(ddof=1)) if len(per_seed) > 1 else float("nan")
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:

@@ -16,9 +16,28 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import recall_score
 
-from fer_age.results.bootstrap import SCORES, interval, replicate_scores
+from fer_age.results.bootstrap import SCORES, interval, replicate_scores, spread
 
 OTHER = "other"
+GAP_COLUMNS = [
+    "kind",
+    "train_age_group",
+    "first",
+    "second",
+    "score",
+    "first_value",
+    "second_value",
+    "gap",
+    "gap_sd",
+    "gap_ci_low",
+    "gap_ci_high",
+    "simultaneous_level",
+    "comparisons",
+    "verdict",
+    "n_seeds",
+    "first_images",
+    "second_images",
+]
 
 
 def comparisons(predictions: pd.DataFrame, age_groups: list[str]) -> list[tuple[str, str, str, str]]:
@@ -49,8 +68,8 @@ def verdict(first: str, second: str, low: float, high: float) -> str:
 def gap_table(
     predictions: pd.DataFrame, age_groups: list[str], n_classes: int, samples: int, level: float, seed: int
 ) -> pd.DataFrame:
-    """One row per gap and score: both sides, the gap (mean over seeds), its SD over seeds, its simultaneous
-    interval and the verdict."""
+    """One row per gap and score (columns ``GAP_COLUMNS``): both sides, the gap (mean over seeds), its SD over
+    seeds, its simultaneous interval and the verdict."""
     found = comparisons(predictions, age_groups)
     simultaneous = 1 - (1 - level) / max(len(found), 1)
     rows = []
@@ -72,7 +91,7 @@ def gap_table(
                     "first_value": a.point(score),
                     "second_value": b.point(score),
                     "gap": float(per_seed.mean()),
-                    "gap_sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan,
+                    "gap_sd": spread(per_seed),
                     "gap_ci_low": low,
                     "gap_ci_high": high,
                     "simultaneous_level": simultaneous,
@@ -83,7 +102,7 @@ def gap_table(
                     "second_images": b.n_images,
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=GAP_COLUMNS)  # with its columns when there is no gap to report
 
 
 def recall_table(predictions: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
@@ -104,7 +123,7 @@ def recall_table(predictions: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
                     "test_age_group": tested_on,
                     "emotion": emotion,
                     "recall": float(per_seed[:, i].mean()),
-                    "recall_sd": float(per_seed[:, i].std(ddof=1)) if len(per_seed) > 1 else np.nan,
+                    "recall_sd": spread(per_seed[:, i]),
                     "support": int(support[i]),
                     "n_seeds": len(per_seed),
                 }

@@ -28,9 +28,9 @@ def metrics_dict(gaps: pd.DataFrame, cross_age: pd.DataFrame, n_seeds: int) -> d
     """The headline DVC reads (accuracy): own, other and the gap with its interval per training age group; the
     baseline's and pooled models' score per test age group, worst group and largest gap. The full tables stay
     in the CSVs (``dvc exp show`` stays readable)."""
-    accuracy = gaps[gaps["score"] == "accuracy"] if len(gaps) else gaps
+    accuracy = gaps[gaps["score"] == "accuracy"]
     metrics: dict = {"n_seeds": n_seeds, "gap": {}}
-    for r in accuracy[accuracy["kind"] == "own_vs_other"].itertuples() if len(accuracy) else []:
+    for r in accuracy[accuracy["kind"] == "own_vs_other"].itertuples():
         metrics["gap"][r.train_age_group] = {
             "own": round(r.first_value, 4),
             "other": round(r.second_value, 4),
@@ -39,7 +39,7 @@ def metrics_dict(gaps: pd.DataFrame, cross_age: pd.DataFrame, n_seeds: int) -> d
             "high": round(r.gap_ci_high, 4),
         }
     for kind in ("baseline", "mixed_age"):  # models without one own group: per test group, worst, widest gap
-        for name in accuracy.loc[accuracy["kind"] == kind, "train_age_group"].unique() if len(accuracy) else []:
+        for name in accuracy.loc[accuracy["kind"] == kind, "train_age_group"].unique():
             part = cross_age[cross_age["train_age_group"] == name]
             scores = dict(zip(part["test_age_group"], part["accuracy"].round(4)))
             worst, best = min(scores.values()), max(scores.values())
@@ -58,8 +58,8 @@ def points(value: float) -> str:
 def answer_paragraph(gaps: pd.DataFrame, cross_age: pd.DataFrame, level: float) -> str:
     """The study's answer in one paragraph: the gap per training group with its interval, the seeds and images
     behind it, and the baseline's gap."""
-    accuracy = gaps[gaps["score"] == "accuracy"] if len(gaps) else gaps
-    own = accuracy[accuracy["kind"] == "own_vs_other"] if len(accuracy) else accuracy
+    accuracy = gaps[gaps["score"] == "accuracy"]
+    own = accuracy[accuracy["kind"] == "own_vs_other"]
     if own.empty:
         return "**Answer.** No age group's models were tested both on their own and on another age group."
     parts = [
@@ -77,7 +77,7 @@ def answer_paragraph(gaps: pd.DataFrame, cross_age: pd.DataFrame, level: float) 
         f"{level:.0%} (Bonferroni: {first.simultaneous_level:.2%} each); a verdict names a gap only where its "
         "interval excludes zero."
     )
-    baseline = accuracy[accuracy["kind"] == "baseline"] if len(accuracy) else accuracy
+    baseline = accuracy[accuracy["kind"] == "baseline"]
     if len(baseline):
         scores = cross_age[cross_age["baseline"]]
         widest = baseline.loc[baseline["gap"].abs().idxmax()]
