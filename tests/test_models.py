@@ -296,3 +296,35 @@ def test_groupdro_moves_weight_to_the_group_with_the_higher_loss():
     fitted.fit(x, np.eye(4)[labels], sample_weight=groups.astype("float32"), epochs=2, batch_size=16, verbose=0)
     weights = fitted.group_weights.numpy()
     assert weights.sum() == pytest.approx(1.0) and weights[1] > weights[0], weights
+
+
+LARGE_BACKBONES = ("densenet201", "resnet101v2", "resnet152v2")  # same file-name rules as their smaller kin
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in LARGE_BACKBONES else n
+        for n in MODEL_NAMES
+        if model_spec(n).application
+    ],
+)
+def test_the_registry_names_the_imagenet_file_keras_downloads(monkeypatch, name):
+    """Each backbone's ImageNet file, as check names it, is the one Keras asks for (caught before downloading)."""
+    import keras
+    import keras.src.utils.file_utils as file_utils
+
+    from fer_age.registry import KERAS_WEIGHTS_URL, imagenet_weights_file
+
+    class Asked(Exception):
+        pass
+
+    def get_file(fname=None, origin=None, **kwargs):
+        raise Asked(origin)
+
+    monkeypatch.setattr(file_utils, "get_file", get_file)
+    spec = model_spec(name)
+    for size in (32, 96) if name == "mobilenetv2" else (32,):
+        with pytest.raises(Asked) as asked:
+            getattr(keras.applications, str(spec.application))(include_top=False, input_shape=(size, size, 3))
+        assert str(asked.value) == KERAS_WEIGHTS_URL + imagenet_weights_file(spec, size)

@@ -21,7 +21,7 @@ from fer_age.errors import FerAgeError, redact
 from fer_age.loading import load_config
 from fer_age.runtime import import_tensorflow, quiet_tensorflow
 
-TENSORFLOW_STAGES = {"train", "pool", "evaluate", "explain", "predict"}
+TENSORFLOW_STAGES = {"train", "pool", "evaluate", "explain", "predict", "serve"}
 TENSORFLOW_DETECTORS = {"mtcnn", "retinaface"}
 DATASET_STAGES = {
     "sample": "generate one synthetic dataset",
@@ -59,21 +59,27 @@ def parser() -> argparse.ArgumentParser:
     remote = stages.add_parser("check-remote", help="try the DVC S3 remotes' credentials (before a push or pull)")
     remote.add_argument("remote", nargs="?", help="a remote name (default: every remote)")
     remote.set_defaults(module="check_remote")
-    predict = stages.add_parser("predict", help="apply a trained model to new photos")
+    predict = stages.add_parser("predict", help="apply a trained model to the faces in new photos")
     predict.add_argument("paths", nargs="+", help="image files or folders")
-    predict.add_argument(
-        "--model",
-        required=True,
-        help="a trained .h5 file (with its training.json) or an MLflow model URI (runs:/..., models:/...)",
-    )
     predict.add_argument("--out", default="predictions.csv", help="output CSV (default: predictions.csv)")
-    predict.add_argument(
-        "--trust-model-code",
-        action="store_true",
-        help="also load MLflow models from outside the project's store (file:, s3:, a folder): loading an "
-        "MLflow model runs its Python code, so only for models you trust",
-    )
-    predict.set_defaults(module="predict")
+    serve = stages.add_parser("serve", help="serve a trained model over HTTP: photos in, faces and emotions out")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine)")
+    serve.add_argument("--port", type=int, default=5005, help="port (default: 5005; 0: any free port)")
+    for sub in (predict, serve):
+        sub.add_argument(
+            "--model",
+            required=True,
+            help="a trained .h5 file (with its training.json) or an MLflow model URI (models:/<name>@champion, "
+            "models:/<name>/<version>, runs:/<id>/model) of the project's store",
+        )
+        sub.add_argument("--top-k", type=int, default=1, help="also give the K most likely labels (default: 1)")
+        sub.add_argument(
+            "--trust-model-code",
+            action="store_true",
+            help="also load MLflow models from outside the project's store (file:, s3:, a folder): loading an "
+            "MLflow model runs its Python code, so only for models you trust",
+        )
+        sub.set_defaults(module=sub.prog.split()[-1])
     return cli
 
 

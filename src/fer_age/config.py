@@ -151,6 +151,7 @@ class CropConfig(Section):
     max_pixels: int = 200_000_000  # larger images are refused as decompression bombs
     batch_size: int = 16
     haar_cascade: str | None = None
+    haar_confirm: bool = False  # the original study's Haar: stricter, and each box re-detected inside itself
 
 
 @dataclass(frozen=True)

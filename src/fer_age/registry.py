@@ -34,6 +34,7 @@ class ModelSpec:
     builtin_preprocessing: bool = False  # the model scales its own [0, 255] input
     default_head: bool = False  # has a classifier of its own (head 'default')
     name: str = ""  # the registry key (``model`` in params), filled in below
+    imagenet_file: str = ""  # the no-top ImageNet weights file Keras downloads ({size}: MobileNetV2's input size)
 
     @property
     def pretrained(self) -> bool:
@@ -75,7 +76,13 @@ MODELS: dict[str, ModelSpec] = {
         builtin_preprocessing=True,
         default_head=True,
     ),
-    "mobilenetv2": ModelSpec("MobileNetV2", "MobileNetV2", "mobilenet_v2", "Conv_1"),
+    "mobilenetv2": ModelSpec(
+        "MobileNetV2",
+        "MobileNetV2",
+        "mobilenet_v2",
+        "Conv_1",
+        imagenet_file="mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5",
+    ),
     "densenet121": ModelSpec("DenseNet121", "DenseNet121", "densenet", "conv5_block16_concat"),
     "densenet201": ModelSpec("DenseNet201", "DenseNet201", "densenet", "conv5_block32_concat"),
     "resnet50": ModelSpec("ResNet50", "ResNet50", "resnet50", "conv5_block3_3_bn"),
@@ -83,6 +90,18 @@ MODELS: dict[str, ModelSpec] = {
     "resnet101v2": ModelSpec("ResNet101V2", "ResNet101V2", "resnet_v2", "conv5_block3_out"),
     "resnet152v2": ModelSpec("ResNet152V2", "ResNet152V2", "resnet_v2", "conv5_block3_out"),
     "vgg16": ModelSpec("VGG16", "VGG16", "vgg16", "block5_conv3", fine_tune_layers=3, head_layer=-2),
+}
+KERAS_WEIGHTS_FOLDERS = {"densenet": "densenet", "vgg16": "vgg16"}  # under keras-applications/; resnet/ otherwise
+MODELS = {  # Keras' own file names (keras/src/applications/<module>.py), checked against Keras by a test
+    name: replace(
+        spec,
+        imagenet_file=spec.imagenet_file
+        or f"{KERAS_WEIGHTS_FOLDERS.get(spec.preprocess_module or '', 'resnet')}/"
+        f"{name}_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    )
+    if spec.application
+    else spec
+    for name, spec in MODELS.items()
 }
 MODELS = {name: replace(spec, name=name) for name, spec in MODELS.items()}
 MODEL_NAMES = tuple(MODELS)
@@ -112,3 +131,14 @@ def serving_preprocessing(spec: ModelSpec, mode: str) -> str:
     else the mode itself (``rescale``, ``builtin``)."""
     module = spec.preprocess_module
     return module if mode == "backbone" and module is not None else mode
+
+
+KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
+MOBILENET_SIZES = (96, 128, 160, 192, 224)  # the input sizes MobileNetV2 has ImageNet weights for
+
+
+def imagenet_weights_file(spec: ModelSpec, img_size: int) -> str:
+    """The file Keras downloads for ``spec``'s ImageNet weights (no top) at input size ``img_size``, as
+    ``<folder>/<file name>`` under Keras' download address (``KERAS_WEIGHTS_URL``)."""
+    size = img_size if img_size in MOBILENET_SIZES else 224  # Keras' own fallback
+    return spec.imagenet_file.format(size=size)

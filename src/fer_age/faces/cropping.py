@@ -26,15 +26,22 @@ def clip_face(face: Face, height: int, width: int, min_face: int) -> tuple[Face 
     return replace(face, box=(x0, y0, x1 - x0, y1 - y0)), ""
 
 
+def usable_faces(faces: list[Face], height: int, width: int, min_face: int) -> tuple[list[Face], str]:
+    """Every usable face, clipped, best first (most confident, then largest), and why the others are not."""
+    usable, reasons = [], []
+    for face in sorted(faces, key=lambda f: (-round(f.confidence, 2), -f.area)):
+        clipped, reason = clip_face(face, height, width, min_face)
+        if clipped is None:
+            reasons.append(reason)
+        else:
+            usable.append(clipped)
+    return usable, "; ".join(reasons) or ("" if usable else "no face found")
+
+
 def choose_face(faces: list[Face], height: int, width: int, min_face: int) -> tuple[Face | None, str]:
     """The best usable face (most confident, then largest) and, when there is none, why."""
-    reasons = []
-    for face in sorted(faces, key=lambda f: (-round(f.confidence, 2), -f.area)):
-        usable, reason = clip_face(face, height, width, min_face)
-        if usable is not None:
-            return usable, ""
-        reasons.append(reason)
-    return None, "; ".join(reasons) or "no face found"
+    usable, reasons = usable_faces(faces, height, width, min_face)
+    return (usable[0], "") if usable else (None, reasons)
 
 
 def crop_face(image: np.ndarray, face: Face, margin: float, align: bool) -> np.ndarray:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Protocol
 
 import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from fer_age.config import Config, CropConfig
+from fer_age.config import CropConfig
 from fer_age.contracts import (
     CROP_REPORT,
     REPORT_COLUMNS,
@@ -22,9 +21,8 @@ from fer_age.contracts import (
 )
 from fer_age.errors import FerAgeError
 from fer_age.faces.cropping import Face, face_crop
-from fer_age.faces.detection import Detector, find_faces, make_detector
-from fer_age.faces.entries import RawItem, printable
-from fer_age.faces.formats import is_image
+from fer_age.faces.detection import Detector, find_faces
+from fer_age.faces.entries import RawItem
 from fer_age.faces.images import read_image
 
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3]  # fixed encoding: identical bytes for identical pixels
@@ -95,17 +93,39 @@ def _save(image: np.ndarray, path: Path) -> None:
 
 @dataclass
 class FaceResult:
-    """What the face path made of one image: a status, and the face and crop where there is one."""
+    """What the face path made of one image: a status, and its usable faces with their crops (best first)."""
 
     status: str
     message: str = ""
     detector: str = ""
-    face: Face | None = None
-    crop: np.ndarray | None = None
+    faces: list[Face] = field(default_factory=list)
+    crops: list[np.ndarray] = field(default_factory=list)
 
 
-def crop_faces(paths: list[Path], detectors: list[Detector], cfg: CropConfig) -> list[FaceResult]:
-    """The one face path of crop and predict: read, detect, validate, apply ``crop.no_face``, crop."""
+def faces_in_images(
+    images: list[np.ndarray], detectors: list[Detector], cfg: CropConfig, every_face: bool = False
+) -> list[FaceResult]:
+    """Detect, validate, apply ``crop.no_face`` and crop: the best face of each image, or with ``every_face``
+    every usable face."""
+    results = []
+    for image, (faces, detector, rejected) in zip(images, find_faces(images, detectors, cfg)):
+        if faces:
+            faces = faces if every_face else faces[:1]
+            message = f"rejected first: {rejected}" if rejected else ""
+            crops = [face_crop(image, face, cfg) for face in faces]
+            results.append(FaceResult(Status.CROPPED, message, detector, faces, crops))
+        elif cfg.no_face == "keep_full":
+            crops = [face_crop(image, None, cfg)]
+            results.append(FaceResult(Status.NO_FACE_KEPT_FULL, f"no usable face ({rejected})", crops=crops))
+        else:
+            results.append(FaceResult(Status.NO_FACE_SKIPPED, f"no usable face ({rejected})"))
+    return results
+
+
+def crop_faces(
+    paths: list[Path], detectors: list[Detector], cfg: CropConfig, every_face: bool = False
+) -> list[FaceResult]:
+    """The one face path of crop and predict: read, then ``faces_in_images``; unreadable files get a status."""
     results = [FaceResult("")] * len(paths)
     loaded = []
     for i, path in enumerate(paths):
@@ -114,16 +134,9 @@ def crop_faces(paths: list[Path], detectors: list[Detector], cfg: CropConfig) ->
             results[i] = FaceResult(*problem)
         else:
             loaded.append((i, image))
-    for (i, image), (face, detector, rejected) in zip(loaded, find_faces([im for _, im in loaded], detectors, cfg)):
-        if face is not None:
-            message = f"rejected first: {rejected}" if rejected else ""
-            results[i] = FaceResult(Status.CROPPED, message, detector, face, face_crop(image, face, cfg))
-        elif cfg.no_face == "keep_full":
-            results[i] = FaceResult(
-                Status.NO_FACE_KEPT_FULL, f"no usable face ({rejected})", crop=face_crop(image, None, cfg)
-            )
-        else:
-            results[i] = FaceResult(Status.NO_FACE_SKIPPED, f"no usable face ({rejected})")
+    found = faces_in_images([image for _, image in loaded], detectors, cfg, every_face)
+    for (i, _), result in zip(loaded, found):
+        results[i] = result
     return results
 
 
@@ -139,12 +152,12 @@ def crop_images(
     for item, result in zip(items, crop_faces([item.path for item in items], detectors, cfg)):
         row = rows[item.source]
         row.status, row.message, row.detector = result.status, result.message, result.detector
-        if result.face is not None:
-            row.confidence = result.face.confidence
-            row.x, row.y, row.width, row.height = result.face.box
-        if result.crop is not None:
+        if result.faces:
+            row.confidence = result.faces[0].confidence
+            row.x, row.y, row.width, row.height = result.faces[0].box
+        if result.crops:
             row.output = names[item.source]
-            _save(result.crop, out_dir / row.output)
+            _save(result.crops[0], out_dir / row.output)
 
 
 def crop_dataset(
@@ -188,45 +201,3 @@ def input_files(paths: list[str]) -> list[Path]:
     for path in map(Path, paths):
         files += sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()) if path.is_dir() else [path]
     return files
-
-
-class CropClassifier(Protocol):
-    """What predict needs of a model: its labels, and ``label``/``p_<label>`` per face crop."""
-
-    labels: list[str]
-
-    def predict(self, crops: list[np.ndarray]) -> pd.DataFrame: ...
-
-
-def predict_files(files: list[Path], model: CropClassifier, config: Config, chunk: int) -> pd.DataFrame:
-    """One row per file: status, detector, label and probabilities (empty where there is no prediction)."""
-    detectors = [make_detector(d, config.crop) for d in config.crop.detectors]
-    rows = []
-    for start in tqdm(range(0, len(files), chunk), desc="predict", unit="batch", disable=None):
-        batch = files[start : start + chunk]
-        statuses: dict[Path, FaceResult] = {}
-        for path in batch:
-            if not path.exists():
-                statuses[path] = FaceResult(Status.MISSING, "no such file")
-            elif not is_image(path.name):
-                statuses[path] = FaceResult(
-                    Status.NOT_AN_IMAGE, f"extension {path.suffix or '(none)'} is not an image type"
-                )
-        readable = [path for path in batch if path not in statuses]
-        statuses.update(zip(readable, crop_faces(readable, detectors, config.crop)))
-        crops = {path: r.crop for path, r in statuses.items() if r.crop is not None}
-        predicted = model.predict(list(crops.values())) if crops else pd.DataFrame()
-        by_file = dict(zip(crops, predicted.to_dict("records")))
-        for path in batch:
-            result = statuses[path]
-            rows.append(
-                {
-                    "file": printable(str(path)),
-                    "status": result.status,
-                    "detector": result.detector,
-                    "message": result.message,
-                    **by_file.get(path, {}),
-                }
-            )
-    columns = ["file", "status", "detector", "label", *[f"p_{label}" for label in model.labels], "message"]
-    return pd.DataFrame(rows).reindex(columns=columns)

@@ -17,9 +17,10 @@ import numpy as np
 
 from fer_age.config import CropConfig
 from fer_age.errors import FerAgeError
-from fer_age.faces.cropping import Face, choose_face
+from fer_age.faces.cropping import Face, usable_faces
 
 HAAR_FILE = "haarcascade_frontalface_default.xml"
+PLAIN_HAAR_FRACTION = 1 / 7  # smallest face side searched, of the shorter image side (50 px of 350: fer's own)
 BUCKET = 64  # MTCNN batches hold images padded to the same multiple of this many pixels
 
 
@@ -119,11 +120,13 @@ def quantized(face: Face) -> Face:
 
 
 class HaarDetector:
-    """OpenCV's frontal-face Haar cascade, as in the original (a box must be re-detected inside itself)."""
+    """OpenCV's frontal-face Haar cascade: one pass (``minNeighbors`` 5, as the ``fer`` package), or with
+    ``confirm`` the original study's (``minNeighbors`` 10, and a box must be re-detected inside itself)."""
 
     name = "haar"
 
-    def __init__(self, cascade_path: str | None):
+    def __init__(self, cascade_path: str | None, confirm: bool = False, min_face: int = 20):
+        self.confirm, self.min_face = confirm, min_face
         path = Path(cascade_path) if cascade_path else _bundled_cascade()
         if path is None or not path.is_file():
             raise DetectorUnavailableError(
@@ -137,8 +140,9 @@ class HaarDetector:
             raise DetectorUnavailableError(f"OpenCV could not load the Haar cascade {path}")
 
     def _find(self, gray: np.ndarray, min_fraction: float) -> list[tuple[int, int, int, int]]:
-        side = max(int(min(gray.shape) * min_fraction), 20)
-        boxes = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=10, minSize=(side, side))
+        side = max(int(min(gray.shape) * min_fraction), 20 if self.confirm else self.min_face)
+        neighbours = 10 if self.confirm else 5
+        boxes = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=neighbours, minSize=(side, side))
         return [(int(x), int(y), int(w), int(h)) for x, y, w, h in boxes]
 
     def detect(self, images: list[np.ndarray]) -> list[list[Face]]:
@@ -146,8 +150,8 @@ class HaarDetector:
         for image in images:
             gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
             faces = []
-            for x, y, w, h in self._find(gray, 1 / 6):
-                if self._find(gray[y : y + h, x : x + w], 1 / 2):  # the original's confirmation pass
+            for x, y, w, h in self._find(gray, 1 / 6 if self.confirm else PLAIN_HAAR_FRACTION):
+                if not self.confirm or self._find(gray[y : y + h, x : x + w], 1 / 2):
                     faces.append(Face((x, y, w, h), 1.0))
             results.append(faces)
         return results
@@ -207,7 +211,7 @@ def make_detector(name: str, cfg: CropConfig) -> Detector:
     if name == "mtcnn":
         return MtcnnDetector(cfg.min_confidence, cfg.batch_size)
     if name == "haar":
-        return HaarDetector(cfg.haar_cascade)
+        return HaarDetector(cfg.haar_cascade, cfg.haar_confirm, cfg.min_face)
     if name == "retinaface":
         return RetinaFaceDetector(cfg.min_confidence)
     if name == "none":
@@ -234,15 +238,16 @@ def _rescale(face: Face, factor: float) -> Face:
     return Face((x, y, w, h), face.confidence, point(face.left_eye), point(face.right_eye))
 
 
-FaceFound = tuple[Face | None, str, str]  # the usable face, its detector, earlier rejections
+FaceFound = tuple[list[Face], str, str]  # the usable faces (best first), their detector, earlier rejections
 
 
 def find_faces(images: list[np.ndarray], detectors: list[Detector], cfg: CropConfig) -> list[FaceFound]:
-    """Per image: the usable face, the detector that found it, and why earlier detections were rejected.
+    """Per image: its usable faces (best first), the detector that found them, and why earlier detections were
+    rejected.
 
-    Detectors are tried in order; an image no detector finds a usable face in gets (None, "", reasons).
+    Detectors are tried in order; an image no detector finds a usable face in gets ([], "", reasons).
     """
-    results: list[FaceFound] = [(None, "", "")] * len(images)
+    results: list[FaceFound] = [([], "", "")] * len(images)
     reasons: list[list[str]] = [[] for _ in images]
     pending = list(range(len(images)))
     for detector in detectors:
@@ -253,13 +258,13 @@ def find_faces(images: list[np.ndarray], detectors: list[Detector], cfg: CropCon
         still = []
         for i, (_, scale), faces in zip(pending, small, found):
             height, width = images[i].shape[:2]
-            face, reason = choose_face([_rescale(f, 1 / scale) for f in faces], height, width, cfg.min_face)
-            if face is None:
+            usable, reason = usable_faces([_rescale(f, 1 / scale) for f in faces], height, width, cfg.min_face)
+            if usable:
+                results[i] = (usable, detector.name, "; ".join(reasons[i]))
+            else:
                 reasons[i].append(f"{detector.name}: {reason}")
                 still.append(i)
-            else:
-                results[i] = (face, detector.name, "; ".join(reasons[i]))
         pending = still
     for i in pending:
-        results[i] = (None, "", "; ".join(reasons[i]))
+        results[i] = ([], "", "; ".join(reasons[i]))
     return results

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -17,7 +18,7 @@ class ImageTooLargeError(ValueError):
     """An image has more pixels than ``crop.max_pixels`` allows."""
 
 
-def load_image(path: Path, max_pixels: int = 200_000_000) -> np.ndarray:
+def load_image(path: Path | BinaryIO, max_pixels: int = 200_000_000) -> np.ndarray:
     """Read any supported image as RGB uint8, honouring EXIF rotation.
 
     Handles grayscale, palette, RGBA/LA (composited on white), CMYK and 16-bit images;
@@ -53,7 +54,7 @@ def load_image(path: Path, max_pixels: int = 200_000_000) -> np.ndarray:
     return array
 
 
-def read_image(path: Path, cfg: CropConfig) -> tuple[np.ndarray | None, tuple[str, str]]:
+def read_image(path: Path | BinaryIO, cfg: CropConfig) -> tuple[np.ndarray | None, tuple[str, str]]:
     """The image at ``path``, or None with the (status, message) saying why it cannot be used."""
     try:
         image = load_image(path, cfg.max_pixels)

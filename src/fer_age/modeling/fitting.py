@@ -19,7 +19,7 @@ from fer_age.contracts import (
 )
 from fer_age.modeling.hyperparameters import Hyperparameters
 from fer_age.modeling.objectives import balanced_class_weights, example_weights, group_indices, training_model
-from fer_age.registry import model_filename, serving_preprocessing
+from fer_age.registry import model_filename
 
 if TYPE_CHECKING:
     import keras
@@ -168,7 +168,7 @@ def train_and_track(
 
     from fer_age.modeling.inputs import load_splits
     from fer_age.results.plots import plot_history
-    from fer_age.tracking.models import describe_version, log_model, log_split_inputs
+    from fer_age.tracking.models import describe_version, log_model, log_split_inputs, serving_config
     from fer_age.tracking.runs import connect, file_digest, run_tags, tracked_run
 
     hp = Hyperparameters.resolve(config, seed, method)
@@ -229,10 +229,7 @@ def train_and_track(
         version = log_model(
             model_path,
             model_path.stem,
-            list(config.labels),
-            hp.img_size,
-            config.crop.grayscale,
-            serving_preprocessing(spec, hp.preprocessing),
+            serving_config(info, config.crop.grayscale, config.crop.min_face),
             np.asarray(load_splits(split_dirs, "valid")[0][:2]),
         )
         score = result.best_metrics[hp.monitor]

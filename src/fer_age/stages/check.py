@@ -12,10 +12,17 @@ from fer_age.dvc_vars import check_pipeline_vars
 from fer_age.dvcignore import stale_dvcignore
 from fer_age.faces.entries import shared_across
 from fer_age.faces.formats import check_labels, discover
+from fer_age.modeling.weights import missing_weights
+from fer_age.registry import model_spec
 
 
 def main(config: Config, args: argparse.Namespace) -> None:
     print(f"{args.params} is valid: {len(config.datasets)} datasets, model {config.model}, head {config.head}")
+    spec = model_spec(config.model)
+    weights = spec.weights[0] if config.train.weights == "pretrained" else config.train.weights
+    problem = missing_weights(spec, weights, config.img_size)
+    if problem:
+        print(f"  warning: 'train.weights' {config.train.weights} (model {config.model}): {problem}")
     found = {}
     for name, ds in config.datasets.items():
         root = RAW / ds.raw

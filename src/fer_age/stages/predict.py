@@ -1,8 +1,9 @@
-"""``fer-age predict PATH... --model <.h5 | MLflow model URI> [--out predictions.csv]``: a trained model on
-new photos, with the crop stage's detection and cropping and the model's own preprocessing.
+"""``fer-age predict PATH... --model <.h5 | MLflow model URI> [--out predictions.csv] [--top-k K]``: a trained
+model on new photos, with the crop stage's face detection and cropping and the model's own preprocessing.
 
-One row per input file: its status (as in the crop report), the detector, the predicted label and one
-probability column per label. Unreadable, too small or face-less files get a status, never a crash.
+One row per detected face: the file, the face's number (best first), its status, detector, confidence and box,
+the predicted label, one probability column per label and, with ``--top-k``, the runners-up. A file with no
+usable face, unreadable or too small gets one row with its status, never a crash.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from pathlib import Path
 
 from fer_age.config import Config
 from fer_age.errors import FerAgeError
-from fer_age.faces.crops import input_files, predict_files
+from fer_age.faces.crops import input_files
 from fer_age.modeling.face_model import FaceModel
+from fer_age.modeling.prediction import predict_files
 
 
 def main(config: Config, args: argparse.Namespace) -> None:
@@ -25,12 +27,16 @@ def main(config: Config, args: argparse.Namespace) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise FerAgeError(f"--out {out} cannot be written (permissions)")
-    model = FaceModel(args.model, args.trust_model_code)
+    model = FaceModel(args.model, args.trust_model_code, min_face=config.crop.min_face)
+    if not 1 <= args.top_k <= len(model.labels):
+        raise FerAgeError(f"--top-k {args.top_k} must be between 1 and the model's {len(model.labels)} labels")
     files = input_files(args.paths)
-    table = predict_files(files, model, config, config.crop.batch_size * 8)
+    table = predict_files(files, model, config.crop, args.top_k)
     table.to_csv(out, index=False, float_format="%.6g")
-    counts = ", ".join(f"{s}={n}" for s, n in table["status"].value_counts().items())
+    statuses = table.drop_duplicates("file")["status"].value_counts()
+    counts = ", ".join(f"{s}={n}" for s, n in statuses.items())
+    faces = int(table["face"].notna().sum())
     print(
-        f"predict: {len(table)} files ({counts}); labels: {table['label'].value_counts().to_dict()}; "
+        f"predict: {len(files)} files ({counts}), {faces} faces; labels: {table['label'].value_counts().to_dict()}; "
         f"written to {args.out}"
     )

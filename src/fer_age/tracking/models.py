@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_age.contracts import array_paths, split_digest
+from fer_age.contracts import TrainingInfo, array_paths, split_digest
 
 
 def requirements() -> list[str]:
@@ -24,17 +24,24 @@ def requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in packages]
 
 
-def log_model(
-    model_path: Path,
-    registered_name: str,
-    labels: list[str],
-    img_size: int,
-    grayscale: bool,
-    preprocessing: str,
-    example: np.ndarray,
-) -> str:
+def serving_config(info: TrainingInfo, grayscale: bool, min_face: int) -> dict:
+    """The MLflow model's ``model_config``: what its code needs besides the .h5 file. No key repeats a run param
+    (MLflow logs the config as params, and a param cannot change within a run)."""
+    from fer_age.registry import model_spec, serving_preprocessing
+
+    return {
+        "labels": list(info.labels),
+        "img_size": info.img_size,
+        "grayscale": grayscale,
+        "input_scaling": serving_preprocessing(model_spec(info.model), info.preprocessing),
+        "min_face": min_face,
+    }
+
+
+def log_model(model_path: Path, registered_name: str, config: dict, example: np.ndarray) -> str:
     """Log the trained network as an MLflow Model at artifact path ``model`` (pyfunc: face crops in, labelled
-    probabilities out, with signature and input example) and register it; returns the new version."""
+    probabilities out, with signature and input example; ``config`` its ``model_config``) and register it;
+    returns the new version."""
     import mlflow
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema, TensorSpec
@@ -43,9 +50,8 @@ def log_model(
 
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, 3))]),
-        outputs=Schema([ColSpec("string", "label"), *[ColSpec("double", f"p_{label}") for label in labels]]),
+        outputs=Schema([ColSpec("string", "label"), *[ColSpec("double", f"p_{label}") for label in config["labels"]]]),
     )
-    config = {"labels": labels, "img_size": img_size, "grayscale": grayscale, "preprocessing": preprocessing}
     logging.getLogger("mlflow.pyfunc").setLevel(logging.WARNING)  # "Validating input example ..."
     chatter = io.StringIO()  # the registry's "Created version N" lines: said once, by the train stage
     with contextlib.redirect_stderr(chatter):

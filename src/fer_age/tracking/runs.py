@@ -73,11 +73,37 @@ def _store_error(uri: str, action: str, err: Exception) -> TrackingStoreError:
     )
 
 
-def use_store() -> str:
-    """Point MLflow at the project's store, quietly (no run URLs or progress bars); returns its URI."""
+def find_project(start: Path) -> Path | None:
+    """The project holding ``start``: the nearest folder at or above it with a ``dvc.yaml`` and a ``params.yaml``."""
+    for folder in (start.resolve(), *start.resolve().parents):
+        if (folder / "dvc.yaml").is_file() and (folder / "params.yaml").is_file():
+            return folder
+    return None
+
+
+def model_store(project: Path | None = None) -> str:
+    """The store to load registered models from, never created by looking: the ``mlflow.db`` of ``project``
+    when given, else ``MLFLOW_TRACKING_URI`` when set (MLflow also sets it once a store is used in the process),
+    else the ``mlflow.db`` of the project holding the working directory."""
+    if project is None and os.environ.get("MLFLOW_TRACKING_URI"):
+        return tracking_uri()
+    root = project or find_project(Path.cwd())
+    store = root / "mlflow.db" if root else None
+    if store is None or not store.is_file():
+        where = f"{store} does not exist" if store else f"{Path.cwd()} is not inside a fer-age project"
+        raise TrackingStoreError(
+            f"no MLflow store to load models from: {where}. Run from the project folder, pass its folder "
+            "(fer_age.analyze(..., project=...)), or set MLFLOW_TRACKING_URI (e.g. sqlite:////path/to/project/mlflow.db)"
+        )
+    return f"sqlite:///{store}"
+
+
+def use_store(uri: str | None = None) -> str:
+    """Point MLflow at ``uri`` (default: the project's store), quietly (no run URLs or progress bars);
+    returns the URI."""
     import mlflow
 
-    uri = tracking_uri()
+    uri = uri or tracking_uri()
     if uri.startswith("http"):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
