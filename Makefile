@@ -1,5 +1,5 @@
 # Everyday commands. Every target runs in the locked environment (uv sync --locked --extra test).
-.PHONY: install lint format typecheck test test-e2e test-team test-slow bench deps deps-check lock pipeline repro
+.PHONY: install lint format typecheck test test-e2e test-team test-slow bench deps deps-check lock pipeline repro plots-template
 
 RUN := uv run --locked --extra test
 
@@ -46,3 +46,6 @@ pipeline:            ## write params.yaml's datasets into dvc.yaml and .dvcignor
 
 repro: pipeline      ## the whole pipeline
 	$(RUN) dvc repro
+
+plots-template:      ## rebuild .dvc/plots/offline.html (vega libraries inside the page: dvc plots show offline)
+	$(RUN) python tools/offline_plots.py

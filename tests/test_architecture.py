@@ -1,5 +1,7 @@
 """The package's shape, checked from its source: stage contracts in one place, deps that follow the imports."""
 
+import re
+
 import yaml
 from conftest import REPO
 from stage_deps import SOURCE, closure, graph, module_imports, stage_deps
@@ -88,3 +90,17 @@ def test_no_module_is_over_300_lines_and_stages_are_short_commands():
         assert lines <= 300, f"{module} has {lines} lines"
         if module.startswith(STAGES):
             assert lines <= 100, f"the stage {module} has {lines} lines: move its logic into the library"
+
+
+def test_the_plots_page_template_holds_its_libraries_and_dvc_uses_it():
+    """``dvc plots show`` draws offline: the page DVC fills (.dvc/config's plots.html_template) loads no script."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(REPO / ".dvc" / "config")
+    template = REPO / ".dvc" / config["plots"]["html_template"]
+    page = template.read_text(encoding="utf-8")
+    assert "{plot_divs}" in page and "{scripts}" not in page  # DVC's CDN tags go into {scripts}
+    assert not re.search(r"<script[^>]*\bsrc\s*=", page) and page.count("<script>") == 3
+    for library in ("vega@5.20.2", "vega-lite@5.2.0", "vega-embed@6.18.2"):
+        assert f"/* {library} */" in page

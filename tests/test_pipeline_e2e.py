@@ -1,6 +1,7 @@
 """End to end, for real: dvc repro / dvc exp run in a temporary git repo, MLflow queried with MlflowClient."""
 
 import json
+import re
 import time
 
 import numpy as np
@@ -175,6 +176,16 @@ def test_dvc_metrics_and_plots(study):
     assert "results/explain/figures/KIDS_gradcam.png" in plots and not json.loads(
         run(["dvc", "plots", "show", "--json"], study).stdout
     ).get("errors")
+
+
+def test_dvc_plots_page_opens_on_the_heatmap_and_loads_nothing_from_the_internet(study, tmp_path):
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "page")], study)
+    page = (tmp_path / "page" / "index.html").read_text()
+    scripts = re.findall(r"<script[^>]*>", page)
+    assert scripts and not [tag for tag in scripts if "src=" in tag]  # every library is inside the page
+    assert "cdn." not in page and "vega@5.20.2" in page and "vega-embed@6.18.2" in page
+    plots = re.findall(r'<div id = "([^"]+)"|id="(results_[^"]+)"', page)
+    assert [a or b for a, b in plots][0] == "results_cross_age_accuracy_csv"
 
 
 def test_mlflow_runs_of_the_repro(study):

@@ -198,7 +198,7 @@ def train_and_track(
         history_dir.mkdir(parents=True, exist_ok=True)
         result.history.to_csv(history_dir / f"{name}.csv", index=False)
         figure = out_dir / HISTORY_FIGURE
-        plot_history(result.history, f"{spec.display_name} {hp.head} on {name}", figure, result.best_epoch)
+        plot_history(result.history, f"{spec.display_name} {hp.head} on {name}", figure, result.best_epoch, hp.monitor)
         reason = degenerate_reason(result.y_valid, result.y_pred, config.labels)
         if reason:
             print(

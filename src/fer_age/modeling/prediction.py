@@ -150,23 +150,26 @@ def as_records(table: pd.DataFrame, labels: list[str]) -> list[dict]:
 
 
 @lru_cache(maxsize=4)
-def _face_model(model: str, project: Path | None, min_face: int) -> FaceModel:
-    return FaceModel(model, project=project, min_face=min_face)
+def _face_model(model: str, project: Path | None, min_face: int, trust: bool) -> FaceModel:
+    return FaceModel(model, trust, project, min_face)
 
 
-def analyze(image: ImageInput, model: str, project: str | Path | None = None, top_k: int = 1) -> list[dict]:
+def analyze(
+    image: ImageInput, model: str, project: str | Path | None = None, top_k: int = 1, trust_model_code: bool = False
+) -> list[dict]:
     """Every face in ``image`` with its emotions, as ``fer-age predict`` finds and scores them.
 
     ``image``: a file path, encoded image bytes or an RGB uint8 array. ``model``: a registered model
     (``models:/<name>@champion``, ``models:/<name>/<version>``), a run's (``runs:/<id>/model``) or a trained
     ``.h5`` file. ``project``: the project folder whose store and ``params.yaml`` (face detection settings) to
     use; default: ``MLFLOW_TRACKING_URI`` when set, else the project holding the working directory, whose
-    ``params.yaml`` also gives the settings (default settings outside a project).
+    ``params.yaml`` also gives the settings (default settings outside a project). Other MLflow URIs load only
+    with ``trust_model_code`` (loading one runs its code).
     Returns one dict per face, best first: ``status``, ``detector``, ``box`` (x, y, width, height),
     ``confidence``, ``label``, ``emotions`` (label: probability); an image without a usable face gives one dict
     with its ``status`` and ``message`` (and, with ``crop.no_face: keep_full``, the whole image's emotions).
     """
     root = Path(project).resolve() if project else find_project(Path.cwd())
     cfg = load_config(root / "params.yaml").crop if root else CropConfig()
-    face_model = _face_model(model, Path(project).resolve() if project else None, cfg.min_face)
+    face_model = _face_model(model, Path(project).resolve() if project else None, cfg.min_face, trust_model_code)
     return as_records(face_rows([faces_of(image, cfg)], face_model, top_k), face_model.labels)

@@ -10,6 +10,8 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix
 
 from fer_age.config import Config
+from fer_age.modeling.inference import BASELINE_NAME
+from fer_age.registry import model_spec
 from fer_age.results.reporting import with_ci
 
 
@@ -23,12 +25,31 @@ def write_figures(
     figures: Path,
 ) -> None:
     """Cross-age and cross-dataset heatmaps, confusion-matrix grid, misclassified gallery of every model."""
-    from fer_age.results.plots import plot_confusion_grid, plot_gallery, plot_heatmap, plot_recall_by_emotion
+    from fer_age.results.plots import (
+        plot_confusion_grid,
+        plot_gallery,
+        plot_heatmap,
+        plot_recall_by_emotion,
+        wrapped,
+    )
 
-    level = f"accuracy ({config.evaluate.confidence_level:.0%} CI)"
-    for table, rows, cols, name in (
-        (cross_age, "train_age_group", "test_age_group", "cross_age_accuracy"),
-        (cross_dataset, "train_dataset", "test_dataset", "cross_dataset_accuracy"),
+    seeds = f"{len(config.seeds)} seed{'s' if len(config.seeds) > 1 else ''}"
+    model = f"{model_spec(config.model).display_name} {config.head}"
+    for table, rows, cols, name, axes in (
+        (
+            cross_age,
+            "train_age_group",
+            "test_age_group",
+            "cross_age_accuracy",
+            ("training age group", "test age group"),
+        ),
+        (
+            cross_dataset,
+            "train_dataset",
+            "test_dataset",
+            "cross_dataset_accuracy",
+            ("training dataset", "test dataset"),
+        ),
     ):
         order = {"index": table[rows].unique(), "columns": table[cols].unique()}  # the table's, not alphabetical
         matrix = table.pivot(index=rows, columns=cols, values="accuracy").reindex(**order)
@@ -37,7 +58,15 @@ def write_figures(
             .pivot(index=rows, columns=cols, values="text")
             .reindex(**order)
         )
-        plot_heatmap(matrix, level, figures / f"{name}.png", notes)
+        flagged = (
+            table.assign(flag=table["degenerate_models"].fillna("").astype(str) != "")
+            .pivot(index=rows, columns=cols, values="flag")
+            .reindex(**order)
+        )
+        title = f"{model}: test accuracy, mean over {seeds} ({config.evaluate.confidence_level:.0%} interval)"
+        if BASELINE_NAME in matrix.index:
+            title += f"\nrow {BASELINE_NAME}: the off-the-shelf model, not trained here"
+        plot_heatmap(matrix, title, figures / f"{name}.png", notes, axes, flagged)
     plot_recall_by_emotion(recall, figures / "recall_by_emotion.png")
     predictions = predictions[predictions["seed"].isin([config.seeds[0], -1])]  # -1: the baseline (not trained)
     matrices = {
@@ -54,6 +83,6 @@ def write_figures(
         images.append(np.asarray(test.images[test.sources.index(row.source)]))
         captions.append(
             f"{row.train_dataset} on {row.test_dataset}\n{row.true_label} → {row.predicted_label}\n"
-            f"{Path(row.source).name[:28]}"
+            + wrapped(Path(row.source).name)
         )
     plot_gallery(images, captions, figures / "misclassified.png")
