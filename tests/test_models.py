@@ -212,6 +212,29 @@ def test_selection_never_keeps_a_degenerate_model_over_one_that_learned():
     assert not is_better({**learned, "val_macro_f1": 0.48004}, learned, "val_macro_f1", 4)
 
 
+def test_a_start_margin_keeps_the_starting_classifier_unless_validation_gains_more_than_it():
+    from fer_age.modeling.selection import choose_interpolation, is_kept
+
+    start = {"val_accuracy": 0.80, "val_macro_f1": 0.80}
+    epoch = {"val_accuracy": 0.83, "val_macro_f1": 0.82}
+    assert is_kept(epoch, start, start, "val_macro_f1", 4, start_margin=0.0)
+    assert not is_kept(epoch, start, start, "val_macro_f1", 4, start_margin=0.05)  # +0.02: validation noise
+    assert is_kept({**epoch, "val_macro_f1": 0.86}, start, start, "val_macro_f1", 4, start_margin=0.05)
+    later = {"val_accuracy": 0.87, "val_macro_f1": 0.87}  # once away from the start, any gain counts again
+    assert is_kept(later, {**epoch, "val_macro_f1": 0.86}, start, "val_macro_f1", 4, start_margin=0.05)
+    degenerate_start = {"val_accuracy": 0.70, "val_macro_f1": 0.21}  # a margin never keeps a degenerate start
+    assert is_kept(
+        {"val_accuracy": 0.5, "val_macro_f1": 0.30}, degenerate_start, degenerate_start, "val_macro_f1", 4, 0.5
+    )
+    # blends: the 0.25 blend beats the fitted model, but not the start by the margin, so the fitted model stays
+    model, start_weights, valid, fitted = weight_interpolation_case(start_sign=1.0)
+    start_scores = {**fitted, "val_macro_f1": 0.97}  # the 0.25 blend scores 1.0: not 0.05 above it
+    alpha, _, tried = choose_interpolation(
+        model, start_weights, valid, "val_macro_f1", (0.25,), fitted, 2, start_scores, start_margin=0.05
+    )
+    assert tried[0.25] > tried[1.0] and alpha == 1.0
+
+
 def test_interpolation_keeps_no_degenerate_blend_even_when_it_scores_higher_on_the_monitor():
     # validation of 7 class-0 and 2 class-1 images; the all-zero blend (alpha 0.5) predicts class 0 everywhere:
     # accuracy 7/9, above the fitted model's 6/9, but degenerate (macro-F1 0.44, chance 0.5)

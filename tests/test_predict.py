@@ -157,10 +157,13 @@ def test_the_mlflow_model_refuses_inputs_that_cannot_be_faces(model_file):
     assert "preprocessing" not in config  # a key of its own: never collides with the run's 'preprocessing' param
 
 
+LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy (urlopen's may be stale)
+
+
 def _post(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
     request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
     try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
+        with LOCAL.open(request, timeout=60) as answer:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
@@ -185,7 +188,7 @@ def test_serve_answers_a_real_photo_over_http(model_file, two_faces, tmp_path):
         address = re.search(r"http://127\.0\.0\.1:\d+", line)
         assert address, f"the service did not start: {line!r}"
         url = address.group(0)
-        with urllib.request.urlopen(f"{url}/health", timeout=30) as answer:
+        with LOCAL.open(f"{url}/health", timeout=30) as answer:
             assert json.loads(answer.read())["labels"] == LABELS
         status, answer = _post(f"{url}/analyze", two_faces.read_bytes(), "image/jpeg")
         assert status == 200 and len(answer["faces"]) == 2

@@ -187,6 +187,7 @@ class TrainConfig(Section):
     # fractions of the fitted weights tried between the starting classifier and the fitted one (WiSE-FT)
     interpolation: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
     l2_sp: float = 0.0  # L2-SP: penalty on the squared distance from the pretrained weights
+    start_margin: float = 0.0  # validation gain over the starting classifier needed to keep anything else
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from fer_age.registry import model_filename
 
 if TYPE_CHECKING:
     import keras
-from fer_age.modeling.selection import argmax_macro_f1, choose_interpolation, degenerate_reason, is_better
+from fer_age.modeling.selection import argmax_macro_f1, choose_interpolation, degenerate_reason, is_kept
 
 
 @dataclass
@@ -57,7 +57,8 @@ def _callbacks(hp: Hyperparameters, records: list[dict], initial: dict[str, floa
         """Keeps the weights of the best epoch by :func:`selection_key`, the untrained model (epoch 0) included."""
 
         def on_train_begin(self, logs=None):
-            self.best_epoch, self.best = 0, {f"val_{k}": v for k, v in initial.items()}
+            self.start = {f"val_{k}": v for k, v in initial.items()}
+            self.best_epoch, self.best = 0, dict(self.start)
             self.best_weights = self.model.get_weights()
 
         def on_epoch_end(self, epoch, logs=None):
@@ -65,7 +66,7 @@ def _callbacks(hp: Hyperparameters, records: list[dict], initial: dict[str, floa
             row["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             mlflow.log_metrics(row, step=epoch + 1)
             records.append({"epoch": epoch + 1, **row})
-            if is_better(row, self.best, monitor, n_classes):
+            if is_kept(row, self.best, self.start, monitor, n_classes, hp.start_margin):
                 self.best_epoch, self.best = epoch + 1, {k: v for k, v in row.items() if k.startswith("val_")}
                 self.best_weights = self.model.get_weights()
 
@@ -130,8 +131,9 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_grou
     start = model.get_weights() if hp.interpolation else []  # a copy of the weights only where it is used
     model.fit(train_ds, validation_data=valid_ds, epochs=hp.epochs, callbacks=callbacks, verbose=2, shuffle=False)
     best = callbacks[0]
+    interpolation = hp.interpolation if best.best_epoch > 0 else ()  # blends of the start with itself: nothing
     alpha, best_metrics, tried = choose_interpolation(
-        model, start, valid_ds, hp.monitor, hp.interpolation, best.best, n_classes
+        model, start, valid_ds, hp.monitor, interpolation, best.best, n_classes, best.start, hp.start_margin
     )
     for tried_alpha, score in tried.items():
         mlflow.log_metric(f"interpolated_{hp.monitor}", score, step=round(tried_alpha * 100))

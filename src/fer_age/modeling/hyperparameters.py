@@ -33,6 +33,7 @@ class Hyperparameters:
     mixed_precision: bool
     interpolation: tuple[float, ...]  # empty unless the model starts as a trained classifier of the study's labels
     l2_sp: float  # 0 unless the model starts from pretrained weights
+    start_margin: float  # 0 unless the model starts as a trained classifier of the study's labels
     method: str  # erm | balanced | groupdro (pooled models: pool.method)
     dro_step: float  # GroupDRO's step size for the group weights
     early_stopping_patience: int
@@ -67,6 +68,7 @@ class Hyperparameters:
             mixed_precision=t.mixed_precision,
             interpolation=tuple(t.interpolation) if starts_as_classifier else (),
             l2_sp=t.l2_sp if weights != "none" else 0.0,
+            start_margin=t.start_margin if starts_as_classifier else 0.0,
             method=method,
             dro_step=config.pool.dro_step if method == "groupdro" else 0.0,
             early_stopping_patience=t.early_stopping_patience,

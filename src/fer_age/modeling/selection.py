@@ -31,10 +31,27 @@ def selection_key(metrics: dict[str, float], monitor: str, n_classes: int) -> tu
     return not is_degenerate_score(metrics["val_macro_f1"], n_classes), metrics[monitor]
 
 
-def is_better(candidate: dict[str, float], best: dict[str, float], monitor: str, n_classes: int) -> bool:
-    """Whether ``candidate`` beats ``best`` by :func:`selection_key` (by more than 5e-5 on the same footing)."""
+def is_better(
+    candidate: dict[str, float], best: dict[str, float], monitor: str, n_classes: int, margin: float = 0.0
+) -> bool:
+    """Whether ``candidate`` beats ``best`` by :func:`selection_key` (by more than ``margin``, at least 5e-5, on
+    the same footing)."""
     (ok, score), (best_ok, best_score) = (selection_key(m, monitor, n_classes) for m in (candidate, best))
-    return ok > best_ok or (ok == best_ok and score > best_score + 5e-5)
+    return ok > best_ok or (ok == best_ok and score > best_score + max(margin, 5e-5))
+
+
+def is_kept(
+    candidate: dict[str, float],
+    best: dict[str, float],
+    start: dict[str, float] | None,
+    monitor: str,
+    n_classes: int,
+    start_margin: float,
+) -> bool:
+    """Whether ``candidate`` replaces ``best``: it beats it, and beats the starting model (when given) by
+    ``start_margin`` (where the start is a trained classifier, leaving it must earn more than validation noise)."""
+    beats_start = start is None or is_better(candidate, start, monitor, n_classes, start_margin)
+    return is_better(candidate, best, monitor, n_classes) and beats_start
 
 
 def argmax_macro_f1(n_classes: int):
@@ -70,12 +87,14 @@ def choose_interpolation(
     alphas: tuple[float, ...],
     fitted_metrics: dict[str, float],
     n_classes: int,
+    start_metrics: dict[str, float] | None = None,
+    start_margin: float = 0.0,
 ) -> tuple[float, dict[str, float], dict[float, float]]:
     """Weight-space ensembling of the starting and the fitted classifier (WiSE-FT, Wortsman et al. 2022).
 
     Each ``alpha`` is scored on validation; the model keeps the best one by :func:`selection_key`, the fitted
-    model (alpha 1) unless another scores higher. Returns the alpha kept, its validation metrics and every
-    alpha's score.
+    model (alpha 1) unless another scores higher and beats ``start_metrics`` by ``start_margin``. Returns the
+    alpha kept, its validation metrics and every alpha's score.
     """
     if not alphas:
         return 1.0, fitted_metrics, {}
@@ -85,7 +104,7 @@ def choose_interpolation(
         model.set_weights(interpolate(start, fitted, alpha))
         scores = {f"val_{k}": float(v) for k, v in model.evaluate(valid_ds, verbose=0, return_dict=True).items()}
         tried[alpha] = scores[monitor]
-        if is_better(scores, best, monitor, n_classes):
+        if is_kept(scores, best, start_metrics, monitor, n_classes, start_margin):
             best_alpha, best = alpha, scores
     model.set_weights(interpolate(start, fitted, best_alpha))
     return best_alpha, best, tried
