@@ -204,3 +204,27 @@ def test_a_server_refusing_the_credentials_says_which_variables_to_set(monkeypat
     message = str(err.value)
     assert "refused the credentials" in message and "MLFLOW_TRACKING_USERNAME" in message
     assert "start the server" not in message
+
+
+def test_a_copied_projects_store_says_its_artifacts_go_to_the_original(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from fer_age.tracking.runs import connect
+
+    def stage(experiment: str) -> str:
+        """One stage process: the project's own store (MLflow sets MLFLOW_TRACKING_URI once used; unset it)."""
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        connect(experiment)
+        return capsys.readouterr().err
+
+    original = tmp_path / "original"
+    original.mkdir()
+    monkeypatch.chdir(original)
+    assert "warning" not in stage("study") + stage("study")  # its own store: nothing to say
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(original / "mlflow.db", copy / "mlflow.db")
+    monkeypatch.chdir(copy)
+    message = stage("study")
+    assert str(original / "mlartifacts") in message and "tracking.experiment" in message
+    assert "warning" not in stage("fresh")  # a new experiment of the copy keeps its artifacts in the copy
