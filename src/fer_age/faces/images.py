@@ -60,10 +60,16 @@ def read_image(path: Path | BinaryIO, cfg: CropConfig) -> tuple[np.ndarray | Non
         image = load_image(path, cfg.max_pixels)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, UnidentifiedImageError) as err:
         return None, (Status.UNREADABLE, f"{type(err).__name__}: {err}"[:300])
+    problem = size_problem(image, cfg)
+    return (None, problem) if problem else (image, ("", ""))
+
+
+def size_problem(image: np.ndarray, cfg: CropConfig) -> tuple[str, str] | None:
+    """(status, message) for an image with a side below ``crop.min_face``, else None."""
     height, width = image.shape[:2]
     if min(height, width) < cfg.min_face:
-        return None, (Status.TOO_SMALL, f"{width}x{height} px: a side is below crop.min_face {cfg.min_face}")
-    return image, ("", "")
+        return Status.TOO_SMALL, f"{width}x{height} px: a side is below crop.min_face {cfg.min_face}"
+    return None
 
 
 def square(image: np.ndarray, size: int) -> np.ndarray:

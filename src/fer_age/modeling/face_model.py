@@ -22,8 +22,8 @@ class FaceModel:
 
     Loading an MLflow pyfunc model runs that model's Python code, so only the project's own models
     (``models:/``, ``runs:/`` in its tracking store) load unless ``trust_any_uri`` says otherwise. The store is
-    ``MLFLOW_TRACKING_URI``, else the ``mlflow.db`` of ``project`` or of the project holding the working
-    directory; ``store`` says which was used.
+    the ``mlflow.db`` of ``project`` when given, else ``MLFLOW_TRACKING_URI``, else the ``mlflow.db`` of the
+    project holding the working directory (``tracking.runs.model_store``); ``store`` says which was used.
     """
 
     def __init__(self, model: str, trust_any_uri: bool = False, project: Path | None = None, min_face: int = 1):

@@ -20,7 +20,7 @@ from fer_age.faces.crops import FaceResult, crop_faces, faces_in_images
 from fer_age.faces.detection import Detector, make_detector
 from fer_age.faces.entries import printable
 from fer_age.faces.formats import is_image
-from fer_age.faces.images import read_image
+from fer_age.faces.images import read_image, size_problem
 from fer_age.loading import load_config
 from fer_age.modeling.face_model import FaceModel
 from fer_age.tracking.runs import find_project
@@ -87,7 +87,7 @@ def predict_files(
     files: list[Path], model: CropClassifier, cfg: CropConfig, top_k: int = 1, chunk: int = PREDICT_CHUNK
 ) -> pd.DataFrame:
     """One row per face found in ``files`` (per file where there is none, with its status), ``file`` first."""
-    detectors = [make_detector(d, cfg) for d in cfg.detectors]
+    detectors = detectors_for(cfg)
     frames = []
     with tqdm(total=len(files), desc="predict", unit="img", disable=None) as progress:
         for start in range(0, len(files), chunk):
@@ -109,7 +109,8 @@ ImageInput = str | Path | bytes | np.ndarray
 _DETECTORS: dict[str, list[Detector]] = {}  # built once per crop settings: analyze is called per image
 
 
-def _detectors(cfg: CropConfig) -> list[Detector]:
+def detectors_for(cfg: CropConfig) -> list[Detector]:
+    """The detectors of ``cfg``, built once per process and settings."""
     key = repr(cfg)
     if key not in _DETECTORS:
         _DETECTORS[key] = [make_detector(d, cfg) for d in cfg.detectors]
@@ -122,16 +123,22 @@ def faces_of(image: ImageInput, cfg: CropConfig) -> FaceResult:
         array = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
         if array.dtype != np.uint8 or array.shape[2] != 3:
             raise ValueError(f"an image array must be H x W x 3 (or H x W) uint8 RGB, not {image.dtype} {image.shape}")
-        if min(array.shape[:2]) < cfg.min_face:
-            return FaceResult(Status.TOO_SMALL, f"{array.shape[1]}x{array.shape[0]} px: below crop.min_face")
-        return faces_in_images([array], _detectors(cfg), cfg, every_face=True)[0]
+        problem = size_problem(array, cfg)
+        if problem:
+            return FaceResult(*problem)
+        return faces_in_images([array], detectors_for(cfg), cfg, every_face=True)[0]
     if isinstance(image, bytes):
         loaded, problem = read_image(io.BytesIO(image), cfg)
         if loaded is None:
             return FaceResult(*problem)
-        return faces_in_images([loaded], _detectors(cfg), cfg, every_face=True)[0]
+        return faces_in_images([loaded], detectors_for(cfg), cfg, every_face=True)[0]
     path = Path(image)
-    return file_problem(path) or crop_faces([path], _detectors(cfg), cfg, every_face=True)[0]
+    return file_problem(path) or crop_faces([path], detectors_for(cfg), cfg, every_face=True)[0]
+
+
+def face_records(image: ImageInput, model: CropClassifier, cfg: CropConfig, top_k: int = 1) -> list[dict]:
+    """Every face of one image with its emotions, as dicts (``analyze`` and ``fer-age serve`` answer these)."""
+    return as_records(face_rows([faces_of(image, cfg)], model, top_k), list(model.labels))
 
 
 def as_records(table: pd.DataFrame, labels: list[str]) -> list[dict]:
@@ -169,7 +176,7 @@ def analyze(
     ``confidence``, ``label``, ``emotions`` (label: probability); an image without a usable face gives one dict
     with its ``status`` and ``message`` (and, with ``crop.no_face: keep_full``, the whole image's emotions).
     """
-    root = Path(project).resolve() if project else find_project(Path.cwd())
+    given = Path(project).resolve() if project else None
+    root = given or find_project(Path.cwd())
     cfg = load_config(root / "params.yaml").crop if root else CropConfig()
-    face_model = _face_model(model, Path(project).resolve() if project else None, cfg.min_face, trust_model_code)
-    return as_records(face_rows([faces_of(image, cfg)], face_model, top_k), face_model.labels)
+    return face_records(image, _face_model(model, given, cfg.min_face, trust_model_code), cfg, top_k)

@@ -15,7 +15,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from fer_age.config import CropConfig
-from fer_age.modeling.prediction import CropClassifier, as_records, face_rows, faces_of
+from fer_age.modeling.prediction import CropClassifier, face_records
 
 MAX_BODY = 32 * 1024 * 1024  # bytes: larger requests are refused before being read
 
@@ -71,9 +71,7 @@ def make_handler(model: CropClassifier, cfg: CropConfig, description: str, top_k
                 image = image_bytes(self.rfile.read(length), self.headers.get("Content-Type", ""))
             except RequestError as err:
                 return self._answer(err.status, {"error": str(err)})
-            result = faces_of(image, cfg)
-            faces = as_records(face_rows([result], model, top_k), list(model.labels))
-            self._answer(HTTPStatus.OK, {"faces": faces})
+            self._answer(HTTPStatus.OK, {"faces": face_records(image, model, cfg, top_k)})
 
     return Handler
 
