@@ -41,7 +41,7 @@ deps-check:          ## fail when dvc.yaml's module deps differ from the import 
 lock:                ## refresh uv.lock after changing dependencies in pyproject.toml
 	uv lock
 
-pipeline:            ## write params.yaml's datasets into dvc.yaml and .dvcignore
+pipeline:            ## write params.yaml's datasets into dvc.yaml
 	$(RUN) fer-age pipeline
 
 repro: pipeline      ## the whole pipeline

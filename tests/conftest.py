@@ -84,6 +84,22 @@ def write_params(root: Path, params: dict) -> None:
         write_pipeline_vars(config_from_dict(params), root / "dvc.yaml")
 
 
+def stale_stages(root: Path) -> dict:
+    """``dvc status`` of ``root`` without the inventory stages, which DVC always lists ("always changed": they
+    stand in for the raw folders it never hashes)."""
+    import json
+
+    status = json.loads(run(["dvc", "status", "--json"], root).stdout)
+    return {stage: why for stage, why in status.items() if why != ["always changed"]}
+
+
+def stages_run(log: str) -> list[str]:
+    """The stages a ``dvc repro`` log says it ran, the inventory stages (always run) left out."""
+    import re
+
+    return [s for s in re.findall(r"Running stage '([^']+)'", log) if not s.startswith("inventory@")]
+
+
 def commit(root: Path, message: str) -> None:
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", message, "--allow-empty"], root, GIT_ENV)

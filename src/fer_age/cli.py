@@ -43,6 +43,9 @@ def parser() -> argparse.ArgumentParser:
     pipeline = stages.add_parser("pipeline", help="write the datasets of params.yaml into dvc.yaml's pipeline vars")
     pipeline.add_argument("--dvc-yaml", default="dvc.yaml", help="the pipeline file (default: dvc.yaml)")
     pipeline.set_defaults(module="pipeline")
+    inventory = stages.add_parser("inventory", help="list one raw folder for dvc repro to track (its inventory)")
+    inventory.add_argument("raw", help="a raw folder under data/raw named by a dataset in params.yaml")
+    inventory.set_defaults(module="inventory")
     for stage, help_text in DATASET_STAGES.items():
         sub = stages.add_parser(stage, help=help_text)
         sub.add_argument("dataset", help="a dataset name listed in params.yaml")
@@ -94,10 +97,10 @@ def stage_item(stage: str, value: str) -> str | None:
     return item
 
 
-def dataset_name(stage: str, value: str) -> str:
-    """A dataset name, given as is or as the stage address ``<stage>@<name>``."""
+def dataset_name(stage: str, value: str, what: str = "dataset") -> str:
+    """A dataset (or raw folder) name, given as is or as the stage address ``<stage>@<name>``."""
     item = stage_item(stage, value)
-    return check_name(value if item is None else item, "dataset")
+    return check_name(value if item is None else item, what)
 
 
 def stage_seed(args: argparse.Namespace) -> int | None:
@@ -134,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             args.seed = stage_seed(args)
         if hasattr(args, "dataset"):
             args.dataset = dataset_name(args.stage, args.dataset)
+        if hasattr(args, "raw"):
+            args.raw = dataset_name(args.stage, args.raw, "raw folder")
         config = load_config(args.params)  # invalid params fail here, before any work
         if os.environ.get("DVC_STAGE"):  # run by DVC: the paths it used must be those params.yaml names
             check_pipeline_vars(config, Path("dvc.yaml"))

@@ -19,6 +19,7 @@ from fer_age.config import check_name
 from fer_age.errors import FerAgeError
 
 RAW = Path("data/raw")
+INVENTORY = Path("data/inventory")  # one <raw>.csv per raw folder: what dvc repro tracks in its place
 CROPPED = Path("data/cropped")
 SPLITS = Path("data/splits")
 MODELS = Path("models")
@@ -27,6 +28,7 @@ HISTORY = RESULTS / "history"
 FIGURES = RESULTS / "figures"
 EXPLAIN = RESULTS / "explain"
 
+INVENTORY_COLUMNS = ["source", "kind", "sha256"]
 CROP_REPORT = "crop_report.csv"
 MANIFEST = "manifest.csv"
 TRAINING_INFO = "training.json"
@@ -121,6 +123,11 @@ def require(path: Path, hint: str) -> Path:
     if not path.exists():
         raise MissingInputError(f"{path} is missing: {hint}")
     return path
+
+
+def inventory_path(raw: str) -> Path:
+    """The inventory of raw folder ``raw`` (a checked name, never a path)."""
+    return INVENTORY / f"{check_name(raw, 'raw folder')}.csv"
 
 
 def read_crop_report(crop_dir: Path) -> pd.DataFrame:

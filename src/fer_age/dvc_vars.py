@@ -24,11 +24,13 @@ BLOCK = re.compile(rf"^{re.escape(BEGIN)}\n(?P<body>.*?)^{re.escape(END)}$", re.
 
 
 def pipeline_vars(config: Config) -> dict[str, Any]:
-    """What dvc.yaml's stages iterate over: each study dataset's raw folder, the synthetic datasets and the
-    training seeds."""
+    """What dvc.yaml's stages iterate over: each study dataset's raw folder, the synthetic datasets, the raw
+    folders the inventory stage lists (those no sample stage writes) and the training seeds."""
+    samples = list(config.sample.datasets)
     return {
         "datasets": {name: ds.raw for name, ds in config.datasets.items()},
-        "samples": list(config.sample.datasets),
+        "samples": samples,
+        "raws": sorted({ds.raw for ds in config.datasets.values()} - set(samples)),
         "seeds": list(config.seeds),
     }
 
@@ -49,8 +51,8 @@ def render(values: dict[str, Any]) -> str:
     for name, raw in values["datasets"].items():
         check_name(name, "dataset")
         check_name(raw, f"'datasets.{name}.raw' folder")
-    for name in values["samples"]:
-        check_name(name, "'sample.datasets' dataset")
+    for name in [*values["samples"], *values["raws"]]:
+        check_name(name, "'sample.datasets' dataset or raw folder")
     if not all(type(seed) is int and seed >= 0 for seed in values["seeds"]):
         raise ConfigError(f"'seeds' must be non-negative integers, got {values['seeds']}")
     text = yaml.safe_dump([{"pipeline": values}], sort_keys=False, default_flow_style=False)

@@ -6,10 +6,9 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from fer_age.config import Config, ConfigError
+from fer_age.config import Config
 from fer_age.contracts import RAW
 from fer_age.dvc_vars import check_pipeline_vars
-from fer_age.dvcignore import stale_dvcignore
 from fer_age.faces.entries import shared_across
 from fer_age.faces.formats import check_labels, discover
 from fer_age.modeling.weights import missing_weights
@@ -45,10 +44,3 @@ def main(config: Config, args: argparse.Namespace) -> None:
         )
     if Path("dvc.yaml").is_file():  # in a project: what dvc repro will iterate over and hash
         check_pipeline_vars(config, Path("dvc.yaml"))
-        stale = stale_dvcignore(config, Path(".dvcignore"))
-        if stale:
-            raise ConfigError(
-                f"{len(stale)} raw entries that DVC cannot hash (FIFOs, broken or looping links, "
-                f"names that are not UTF-8) are not in .dvcignore, e.g. {stale[0]}: `dvc repro` would "
-                "hang or stop on them; run `fer-age pipeline` to list them there"
-            )
