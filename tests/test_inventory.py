@@ -60,7 +60,6 @@ def test_unchanged_files_keep_their_cached_digest_and_changed_ones_are_read(tmp_
 
 def test_the_inventory_command_lists_a_study_raw_folder_and_refuses_others(tmp_path, monkeypatch, capsys):
     import yaml
-
     from conftest import tiny_params
 
     params = tiny_params()
