@@ -45,16 +45,41 @@ def test_registry_model_trains_saves_and_reloads(name, tmp_path):
 def test_fine_tuning_policy_unfreezes_exactly_the_last_non_batchnorm_layers():
     import keras
 
-    model = build_model(model_spec("mobilenetv2"), "m2", 32, LABELS, weights="none", fine_tune_layers=16)
+    spec = model_spec("mobilenetv2")
+    model = build_model(spec, "m2", 32, LABELS, weights="none", fine_tune_layers=16, freeze_batchnorm=True)
     base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3))
     expected = {layer.name for layer in base.layers[-16:] if not isinstance(layer, keras.layers.BatchNormalization)}
     base_names = {layer.name for layer in base.layers}
     kept = {layer.name for layer in model.layers}  # the head attaches at layer[-3], as in the original
     trainable = {layer.name for layer in model.layers if layer.trainable and layer.name in base_names}
     assert trainable == expected & kept and len(trainable) >= 8
+    from_scratch = build_model(spec, "m2", 32, LABELS, weights="none", fine_tune_layers=16)  # BatchNorm learns
+    tail = {layer.name for layer in base.layers[-16:]} & kept
+    assert {layer.name for layer in from_scratch.layers if layer.trainable and layer.name in base_names} == tail
     head = [layer for layer in model.layers[1:] if layer.name not in base_names]
     assert [layer.name for layer in head] == ["head_pool", "head_batchnorm", "head_classes"]
     assert all(layer.trainable for layer in head)
+
+
+def test_fine_tuning_from_pretrained_weights_keeps_batchnorm_statistics_and_learns_the_rest():
+    import keras
+    import numpy as np
+
+    model = build_model(model_spec("minixception"), "default", 32, LABELS, "fer2013")  # freeze_batchnorm: the start
+    batchnorm = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.SeparableConv2D)]
+    assert batchnorm and not any(layer.trainable for layer in batchnorm)
+    assert convolutions and all(layer.trainable for layer in convolutions)
+    before = [layer.moving_mean.numpy().copy() for layer in batchnorm]
+    kernel = convolutions[0].get_weights()[0].copy()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    model.fit(x, np.eye(len(LABELS))[rng.integers(0, len(LABELS), 8)], epochs=1, verbose=0)
+    assert all(np.array_equal(b, layer.moving_mean.numpy()) for b, layer in zip(before, batchnorm))
+    assert not np.array_equal(kernel, convolutions[0].get_weights()[0])
+    unfrozen = build_model(model_spec("minixception"), "default", 32, LABELS, "fer2013", freeze_batchnorm=False)
+    assert all(layer.trainable for layer in unfrozen.layers if isinstance(layer, keras.layers.BatchNormalization))
 
 
 def test_too_many_fine_tune_layers_are_clamped_and_said(capsys):
@@ -351,3 +376,18 @@ def test_the_registry_names_the_imagenet_file_keras_downloads(monkeypatch, name)
         with pytest.raises(Asked) as asked:
             getattr(keras.applications, str(spec.application))(include_top=False, input_shape=(size, size, 3))
         assert str(asked.value) == KERAS_WEIGHTS_URL + imagenet_weights_file(spec, size)
+
+
+@pytest.mark.parametrize(
+    "weights, head, setting, frozen",
+    [("pretrained", "default", True, True), ("none", "m2", True, False), ("pretrained", "default", False, False)],
+)
+def test_batchnorm_is_frozen_only_where_the_model_starts_from_pretrained_weights(weights, head, setting, frozen):
+    from conftest import tiny_params
+
+    from fer_age.loading import config_from_dict
+    from fer_age.modeling.hyperparameters import Hyperparameters
+
+    params = tiny_params(model="minixception", head=head)
+    params["train"].update(weights=weights, freeze_batchnorm=setting)
+    assert Hyperparameters.resolve(config_from_dict(params), 42).freeze_batchnorm is frozen

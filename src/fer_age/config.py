@@ -173,6 +173,7 @@ class TrainConfig(Section):
     batch_size: int | None = None
     learning_rate: float | None = None
     fine_tune_layers: int | None = None
+    freeze_batchnorm: bool = True  # pretrained BatchNorm layers stay in inference mode while fine-tuning
     early_stopping_patience: int = 11
     reduce_lr_patience: int = 7
     reduce_lr_factor: float = 0.5

@@ -114,7 +114,9 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_grou
     gpus = tf.config.list_physical_devices("GPU")
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     with strategy.scope():
-        classifier = build_model(hp.spec, hp.head, hp.img_size, labels, hp.weights, hp.fine_tune_layers)
+        classifier = build_model(
+            hp.spec, hp.head, hp.img_size, labels, hp.weights, hp.fine_tune_layers, hp.freeze_batchnorm
+        )
         model = with_device_input(
             classifier, preprocessing_fn(hp.spec, hp.preprocessing), hp.seed, hp.augment, hp.rotation, hp.zoom
         )

@@ -23,6 +23,7 @@ class Hyperparameters:
     weights: str
     preprocessing: str
     fine_tune_layers: int | None
+    freeze_batchnorm: bool  # False unless the model starts from pretrained weights
     seed: int
     augment: bool
     rotation: float
@@ -58,6 +59,7 @@ class Hyperparameters:
             weights=weights,
             preprocessing=preprocessing_mode(spec, t.preprocessing),
             fine_tune_layers=t.fine_tune_layers if t.fine_tune_layers is not None else spec.fine_tune_layers,
+            freeze_batchnorm=t.freeze_batchnorm and weights != "none",
             seed=seed,
             augment=t.augment,
             class_weights=t.class_weights,

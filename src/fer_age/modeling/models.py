@@ -86,8 +86,10 @@ def build_model(
     labels: list[str],
     weights: str = "imagenet",
     fine_tune_layers: int | None = None,
+    freeze_batchnorm: bool | None = None,
 ) -> keras.Model:
-    """A registry model with head ``m1``, ``m2`` or (mini-Xception) ``default``, frozen except its last N layers."""
+    """A registry model with head ``m1``, ``m2`` or (mini-Xception) ``default``, frozen except its last N layers
+    (and, with ``freeze_batchnorm``, its BatchNorm layers; None: when it starts from pretrained weights)."""
     import keras
 
     if spec.application is not None:
@@ -96,7 +98,8 @@ def build_model(
         base = minixception(img_size, weights)
     else:
         base = _compact_base(img_size)
-    set_trainable(base, spec.fine_tune_layers if fine_tune_layers is None else fine_tune_layers)
+    n_trainable = spec.fine_tune_layers if fine_tune_layers is None else fine_tune_layers
+    set_trainable(base, n_trainable, weights != "none" if freeze_batchnorm is None else freeze_batchnorm)
     features = base.layers[spec.head_layer].output
     if head == "default":
         if not spec.default_head:
@@ -107,24 +110,27 @@ def build_model(
     return keras.Model(base.inputs, outputs, name=f"{spec.display_name}_{head}")
 
 
-def set_trainable(base: keras.Model, n_trainable: int | None) -> int:
-    """Freeze ``base`` except its last ``n_trainable`` layers (BatchNorm stays frozen); None: all trainable.
+def set_trainable(base: keras.Model, n_trainable: int | None, freeze_batchnorm: bool = True) -> int:
+    """Freeze ``base`` except its last ``n_trainable`` layers (None: all of them).
 
-    Returns the number of layers the rule reached; a larger ``n_trainable`` than the base has is
-    clamped to all of its layers, and said.
+    With ``freeze_batchnorm`` its BatchNorm layers stay frozen too, so they run in inference mode with their
+    pretrained statistics (keras-io's fine-tuning advice: on small, augmented batches the moving statistics
+    drift away from the test images'). Returns the number of layers the rule reached; a larger
+    ``n_trainable`` than the base has is clamped to all of its layers, and said.
     """
     import keras
 
     if n_trainable is None:
-        return len(base.layers)
-    if n_trainable > len(base.layers):
+        n_trainable = len(base.layers)
+    elif n_trainable > len(base.layers):
         print(
             f"note: train.fine_tune_layers {n_trainable} is more than the {len(base.layers)} layers of "
-            f"{base.name}: all of them are fine-tuned (BatchNorm stays frozen)"
+            f"{base.name}: all of them are fine-tuned" + (" (BatchNorm stays frozen)" if freeze_batchnorm else "")
         )
         n_trainable = len(base.layers)
     for i, layer in enumerate(base.layers):
-        layer.trainable = i >= len(base.layers) - n_trainable and not isinstance(layer, keras.layers.BatchNormalization)
+        batchnorm = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = i >= len(base.layers) - n_trainable and not (freeze_batchnorm and batchnorm)
     return n_trainable
 
 
