@@ -206,25 +206,60 @@ def test_a_server_refusing_the_credentials_says_which_variables_to_set(monkeypat
     assert "start the server" not in message
 
 
-def test_a_copied_projects_store_says_its_artifacts_go_to_the_original(tmp_path, monkeypatch, capsys):
+def test_a_copied_project_logs_into_its_own_artifact_folder(tmp_path, monkeypatch, capsys):
     import shutil
+
+    import mlflow
+    from mlflow import MlflowClient
 
     from fer_age.tracking.runs import connect
 
-    def stage(experiment: str) -> str:
-        """One stage process: the project's own store (MLflow sets MLFLOW_TRACKING_URI once used; unset it)."""
+    def stage(experiment: str, artifact: str) -> tuple[str, str]:
+        """One stage process: the project's own store, one run logging one file; (its run id, stderr)."""
         monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        connect(experiment)
-        return capsys.readouterr().err
+        experiment_id = connect(experiment)
+        (Path.cwd() / artifact).write_text(artifact)
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            mlflow.log_artifact(str(Path.cwd() / artifact))
+        return run.info.run_id, capsys.readouterr().err
+
+    def files(folder: Path) -> set[str]:
+        return {p.name for p in folder.rglob("*.txt")}
 
     original = tmp_path / "original"
     original.mkdir()
     monkeypatch.chdir(original)
-    assert "warning" not in stage("study") + stage("study")  # its own store: nothing to say
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    shutil.copy(original / "mlflow.db", copy / "mlflow.db")
-    monkeypatch.chdir(copy)
-    message = stage("study")
-    assert str(original / "mlartifacts") in message and "tracking.experiment" in message
-    assert "warning" not in stage("fresh")  # a new experiment of the copy keeps its artifacts in the copy
+    first, said = stage("study", "first.txt")
+    assert "note" not in said and "warning" not in said  # its own store: nothing to say
+    for name, with_artifacts in (("copy", True), ("store-only", False)):
+        copy = tmp_path / name
+        shutil.copytree(original, copy) if with_artifacts else copy.mkdir()
+        shutil.copy(original / "mlflow.db", copy / "mlflow.db")
+        monkeypatch.chdir(copy)
+        new, said = stage("study", f"{name}.txt")
+        assert f"now keeps its artifacts in {copy / 'mlartifacts'}" in said and str(original) in said
+        assert f"{name}.txt" in files(copy / "mlartifacts") and f"{name}.txt" not in files(original / "mlartifacts")
+        client = MlflowClient(f"sqlite:///{copy / 'mlflow.db'}")
+        old_location = client.get_run(first).info.artifact_uri
+        assert old_location.startswith((copy if with_artifacts else original).as_uri()), old_location
+        assert [f.path for f in client.list_artifacts(first)] == ["first.txt"]  # readable either way
+        assert "note" not in stage("study", "again.txt")[1]  # re-pointed once
+    assert files(original / "mlartifacts") == {"first.txt"}
+
+
+def test_an_artifact_folder_chosen_by_hand_outside_the_project_is_kept_and_named(tmp_path, monkeypatch, capsys):
+    from mlflow import MlflowClient
+
+    from fer_age.tracking.runs import connect
+
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    elsewhere = (tmp_path / "shared-artifacts").as_uri()
+    MlflowClient(f"sqlite:///{project / 'mlflow.db'}").create_experiment("study", artifact_location=elsewhere)
+    connect("study")
+    said = capsys.readouterr().err
+    assert "warning" in said and str(tmp_path / "shared-artifacts") in said and "tracking.experiment" in said
+    assert MlflowClient(f"sqlite:///{project / 'mlflow.db'}").get_experiment_by_name("study").artifact_location == (
+        elsewhere
+    )

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from fer_age.errors import FerAgeError, redact
+from fer_age.tracking.copies import adopt_copied_store, warn_if_artifacts_elsewhere
 
 EXPS_TMP = os.path.join(".dvc", "tmp", "exps")
 
@@ -126,6 +127,10 @@ def connect(experiment: str) -> str:
     own_store = not os.environ.get("MLFLOW_TRACKING_URI")  # before use_store: MLflow then sets it
     uri = use_store()
     try:
+        store = project_root() / "mlflow.db"
+        if own_store and store.is_file():
+            for line in adopt_copied_store(store, project_root()):
+                print(f"note: {line}", file=sys.stderr)
         client = MlflowClient(uri)
         found = client.get_experiment_by_name(experiment)
         if found is None:
@@ -135,28 +140,12 @@ def connect(experiment: str) -> str:
             experiment_id = found.experiment_id
             fail_stale_runs(experiment_id)
             if own_store:
-                warn_if_artifacts_elsewhere(experiment, found.artifact_location)
+                warn_if_artifacts_elsewhere(experiment, found.artifact_location, project_root())
         if found is None or found.tags.get(EXPERIMENT_KIND) != MODEL_DEVELOPMENT:  # the UI opens on the runs
             client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, MODEL_DEVELOPMENT)
         return experiment_id
     except Exception as err:  # sqlite, sqlalchemy, requests and MLflow errors alike
         raise _store_error(uri, "be reached", err) from None
-
-
-def warn_if_artifacts_elsewhere(experiment: str, location: str) -> None:
-    """Say so when the project's own store keeps an experiment's artifacts outside the project: a copied project
-    whose runs would write into the original's folder."""
-    if not location.startswith("file:"):
-        return
-    folder = Path(unquote(urlsplit(location).path))
-    if folder.is_relative_to(project_root()):
-        return
-    print(
-        f"warning: this project's MLflow store keeps the artifacts of experiment '{experiment}' in {folder}, "
-        "outside this project (was the project copied?): this run's models and figures go there. To keep them "
-        "here, set tracking.experiment to a new name (a new experiment, with its artifacts in ./mlartifacts).",
-        file=sys.stderr,
-    )
 
 
 def run_tags(**tags: str) -> dict[str, str]:
