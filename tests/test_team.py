@@ -59,6 +59,12 @@ def wait_for_queue(project: Path, env: dict, timeout: float = 900) -> str:
     raise AssertionError(f"the queue did not finish in {timeout} s:\n{status}")
 
 
+def queue_logs(project: Path, env: dict, status: str) -> str:
+    """The logs of every failed task in ``status`` (``dvc queue logs``), to say why it failed."""
+    failed = [line.split()[0] for line in status.splitlines() if line.rstrip().endswith("Failed")]
+    return "".join(run(["dvc", "queue", "logs", task], project, env, check=False).stdout[-3000:] for task in failed)
+
+
 def test_team_stack_end_to_end(stack, tmp_path, monkeypatch):
     import mlflow
     from mlflow import MlflowClient
@@ -82,7 +88,7 @@ def test_team_stack_end_to_end(stack, tmp_path, monkeypatch):
         run(["dvc", "exp", "run", "--queue", "-S", change], project, env)
     run(["dvc", "queue", "start", "-j", "2"], project, env)
     status = wait_for_queue(project, env)
-    assert status.count("Success") == len(SWEEP), status
+    assert status.count("Success") == len(SWEEP), status + queue_logs(project, env, status)
 
     # every run is on the server, finished, with params, metrics and artifacts readable through it
     client = MlflowClient(env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
