@@ -24,10 +24,15 @@ LOCATIONS = (
 )
 
 
+def file_path(uri: str) -> Path:
+    """The path of a ``file:`` URI."""
+    return Path(unquote(urlsplit(uri).path))
+
+
 def local_folder(uri: str) -> Path | None:
     """The folder of a ``file:`` URI (or a plain absolute path), else None."""
     if uri.startswith("file:"):
-        return Path(unquote(urlsplit(uri).path))
+        return file_path(uri)
     return Path(uri) if uri.startswith("/") else None
 
 
@@ -44,7 +49,7 @@ def adopt_copied_store(store: Path, root: Path) -> list[str]:
         columns = {table: {row[1] for row in db.execute(f"PRAGMA table_info({table})")} for table, *_ in LOCATIONS}
         for experiment, location in db.execute("SELECT name, artifact_location FROM experiments").fetchall():
             folder = local_folder(location)
-            if folder is None or folder.name != ARTIFACTS or folder == own or folder.is_relative_to(root):
+            if folder is None or folder.name != ARTIFACTS or folder.is_relative_to(root):
                 continue
             old, new = folder.as_uri(), own.as_uri()
             db.execute("UPDATE experiments SET artifact_location = ? WHERE artifact_location = ?", (new, location))
@@ -56,7 +61,7 @@ def adopt_copied_store(store: Path, root: Path) -> list[str]:
                 for row_key, value in rows.fetchall():
                     total += 1
                     relocated = new + value[len(old) :]
-                    if Path(unquote(urlsplit(relocated).path)).exists():  # the copy holds these artifacts
+                    if file_path(relocated).exists():  # the copy holds these artifacts
                         held += 1
                         db.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (relocated, row_key))
             moved.append(

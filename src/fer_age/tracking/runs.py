@@ -127,20 +127,20 @@ def connect(experiment: str) -> str:
     own_store = not os.environ.get("MLFLOW_TRACKING_URI")  # before use_store: MLflow then sets it
     uri = use_store()
     try:
-        store = project_root() / "mlflow.db"
-        if own_store and store.is_file():
-            for line in adopt_copied_store(store, project_root()):
+        root = project_root()
+        if own_store and (root / "mlflow.db").is_file():
+            for line in adopt_copied_store(root / "mlflow.db", root):
                 print(f"note: {line}", file=sys.stderr)
         client = MlflowClient(uri)
         found = client.get_experiment_by_name(experiment)
         if found is None:
-            artifacts = None if uri.startswith("http") else (project_root() / "mlartifacts").as_uri()
+            artifacts = None if uri.startswith("http") else (root / "mlartifacts").as_uri()
             experiment_id = client.create_experiment(experiment, artifact_location=artifacts)
         else:
             experiment_id = found.experiment_id
             fail_stale_runs(experiment_id)
             if own_store:
-                warn_if_artifacts_elsewhere(experiment, found.artifact_location, project_root())
+                warn_if_artifacts_elsewhere(experiment, found.artifact_location, root)
         if found is None or found.tags.get(EXPERIMENT_KIND) != MODEL_DEVELOPMENT:  # the UI opens on the runs
             client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, MODEL_DEVELOPMENT)
         return experiment_id
