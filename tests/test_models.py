@@ -5,6 +5,7 @@ import sys
 from importlib import metadata
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import LABELS
 
@@ -178,25 +179,30 @@ def weight_interpolation_case(start_sign: float):
     valid = tf.data.Dataset.from_tensor_slices((x, x)).batch(4)
     start = [start_sign * 5 * np.eye(2, dtype="float32")]
     model.set_weights([-w for w in start])
-    fitted = {f"val_{k}": v for k, v in model.evaluate(valid, verbose=0, return_dict=True).items()}
-    return model, start, valid, fitted
+    validate = validator(model, valid)
+    return model, start, validate, validate()
+
+
+def validator(model, valid):
+    """The model's validation metrics now, as fitting scores a blend."""
+    return lambda: {f"val_{k}": float(v) for k, v in model.evaluate(valid, verbose=0, return_dict=True).items()}
 
 
 def test_weight_interpolation_keeps_the_fitted_model_unless_a_blend_scores_higher_on_validation():
     from fer_age.modeling.selection import choose_interpolation
 
     # a fitted model that forgot everything: a blend close to the start wins (0.5 is all zeros: a tie at chance)
-    model, start, valid, fitted = weight_interpolation_case(start_sign=1.0)
-    alpha, metrics, tried = choose_interpolation(model, start, valid, "val_macro_f1", (0.25, 0.5, 0.75), fitted, 2)
+    model, start, validate, fitted = weight_interpolation_case(start_sign=1.0)
+    alpha, metrics, tried = choose_interpolation(model, start, validate, "val_macro_f1", (0.25, 0.5, 0.75), fitted, 2)
     assert alpha == 0.25 and metrics["val_accuracy"] == 1.0 and tried[1.0] < tried[0.25]
     np.testing.assert_allclose(model.get_weights()[0], 2.5 * np.eye(2))
     # a fitted model better than its start: kept as is
-    model, start, valid, fitted = weight_interpolation_case(start_sign=-1.0)
-    alpha, metrics, _ = choose_interpolation(model, start, valid, "val_macro_f1", (0.25, 0.5, 0.75), fitted, 2)
+    model, start, validate, fitted = weight_interpolation_case(start_sign=-1.0)
+    alpha, metrics, _ = choose_interpolation(model, start, validate, "val_macro_f1", (0.25, 0.5, 0.75), fitted, 2)
     assert alpha == 1.0 and metrics == fitted
     np.testing.assert_allclose(model.get_weights()[0], 5 * np.eye(2))
     # no alphas: nothing tried, nothing changed
-    assert choose_interpolation(model, start, valid, "val_macro_f1", (), fitted, 2)[::2] == (1.0, {})
+    assert choose_interpolation(model, start, validate, "val_macro_f1", (), fitted, 2)[::2] == (1.0, {})
 
 
 def test_validation_macro_f1_is_sklearns_on_argmax_labels_and_gives_a_constant_model_no_credit():
@@ -252,10 +258,10 @@ def test_a_start_margin_keeps_the_starting_classifier_unless_validation_gains_mo
         {"val_accuracy": 0.5, "val_macro_f1": 0.30}, degenerate_start, degenerate_start, "val_macro_f1", 4, 0.5
     )
     # blends: the 0.25 blend beats the fitted model, but not the start by the margin, so the fitted model stays
-    model, start_weights, valid, fitted = weight_interpolation_case(start_sign=1.0)
+    model, start_weights, validate, fitted = weight_interpolation_case(start_sign=1.0)
     start_scores = {**fitted, "val_macro_f1": 0.97}  # the 0.25 blend scores 1.0: not 0.05 above it
     alpha, _, tried = choose_interpolation(
-        model, start_weights, valid, "val_macro_f1", (0.25,), fitted, 2, start_scores, start_margin=0.05
+        model, start_weights, validate, "val_macro_f1", (0.25,), fitted, 2, start_scores, start_margin=0.05
     )
     assert tried[0.25] > tried[1.0] and alpha == 1.0
 
@@ -275,8 +281,9 @@ def test_interpolation_keeps_no_degenerate_blend_even_when_it_scores_higher_on_t
     valid = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
     start = [-5 * np.eye(2, dtype="float32")]
     model.set_weights([5 * np.eye(2, dtype="float32")])
-    fitted = {f"val_{k}": v for k, v in model.evaluate(valid, verbose=0, return_dict=True).items()}
-    alpha, metrics, tried = choose_interpolation(model, start, valid, "val_accuracy", (0.5,), fitted, 2)
+    validate = validator(model, valid)
+    fitted = validate()
+    alpha, metrics, tried = choose_interpolation(model, start, validate, "val_accuracy", (0.5,), fitted, 2)
     assert tried[0.5] > tried[1.0]  # the degenerate blend scores higher on the monitor...
     assert alpha == 1.0 and metrics == fitted  # ...and is not kept
 
@@ -391,3 +398,85 @@ def test_batchnorm_is_frozen_only_where_the_model_starts_from_pretrained_weights
     params = tiny_params(model="minixception", head=head)
     params["train"].update(weights=weights, freeze_batchnorm=setting)
     assert Hyperparameters.resolve(config_from_dict(params), 42).freeze_batchnorm is frozen
+
+
+@pytest.mark.parametrize(
+    "pooled, selection, method, monitor",
+    [
+        (True, "worst_group", "groupdro", "val_worst_group_macro_f1"),
+        (True, "overall", "groupdro", "val_macro_f1"),
+        (False, "worst_group", "erm", "val_macro_f1"),  # a per-dataset model: pool settings do not apply
+    ],
+)
+def test_pooled_models_are_selected_on_their_worst_age_group(pooled, selection, method, monitor):
+    from conftest import tiny_params
+
+    from fer_age.loading import config_from_dict
+    from fer_age.modeling.hyperparameters import Hyperparameters
+
+    params = tiny_params()
+    params["pool"].update(method="groupdro", selection=selection)
+    hp = Hyperparameters.resolve(config_from_dict(params), 42, pooled=pooled)
+    assert (hp.method, hp.monitor) == (method, monitor)
+
+
+def test_worst_group_scores_are_the_lowest_groups_sklearn_scores():
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from fer_age.modeling.selection import worst_group_scores
+
+    y_true = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0, 1])
+    y_pred = np.array([0, 1, 0, 1, 0, 1, 0, 1, 1, 1])  # group 1 holds the one error
+    groups = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+    scores = worst_group_scores(y_true, y_pred, groups, 2)
+    older = groups == 1
+    assert scores["val_worst_group_accuracy"] == accuracy_score(y_true[older], y_pred[older]) == 0.75
+    assert scores["val_worst_group_macro_f1"] == pytest.approx(f1_score(y_true[older], y_pred[older], average="macro"))
+    assert scores["val_worst_group_macro_f1"] < f1_score(y_true, y_pred, average="macro")  # below the overall score
+
+
+def test_the_kept_epoch_is_the_one_whose_worst_group_scores_highest():
+    """A real fit with fitting's callbacks: the worst-group score reaches the logs before selection reads them,
+    and the epoch kept has the highest of it (epoch 0 included), not the highest overall score."""
+    import dataclasses
+
+    import keras
+    from conftest import tiny_params
+
+    from fer_age.loading import config_from_dict
+    from fer_age.modeling.fitting import _callbacks
+    from fer_age.modeling.hyperparameters import Hyperparameters
+    from fer_age.modeling.selection import argmax_macro_f1, worst_group_scores
+
+    # 36 images whose label is the sign of feature 0, 12 whose label is the sign of feature 1; the model starts
+    # on feature 1 and learns towards the larger group, so the small group's score peaks early
+    x = np.random.default_rng(0).normal(size=(48, 4)).astype("float32")
+    groups = np.repeat([0, 1], [36, 12])
+    y = np.where(groups == 0, x[:, 0] > 0, x[:, 1] > 0).astype(int)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.set_weights([np.array([[0, 0], [-1, 1], [0, 0], [0, 0]], "float32"), np.zeros(2, "float32")])
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.05), loss="categorical_crossentropy", metrics=["accuracy", argmax_macro_f1(2)]
+    )
+    hp = Hyperparameters.resolve(config_from_dict(tiny_params()), 42, pooled=True)
+    hp = dataclasses.replace(hp, early_stopping_patience=100, reduce_lr_patience=100)
+
+    def group_scores():
+        return worst_group_scores(y, model.predict(x, verbose=0).argmax(axis=1), groups, 2)
+
+    scores = model.evaluate(x, np.eye(2)[y], verbose=0, return_dict=True)
+    initial = {**{f"val_{k}": float(v) for k, v in scores.items()}, **group_scores()}
+    records: list[dict] = []
+    callbacks = _callbacks(hp, records, initial, 2, group_scores)
+    model.fit(
+        x, np.eye(2)[y], validation_data=(x, np.eye(2)[y]), epochs=9, batch_size=16, callbacks=callbacks, verbose=0
+    )
+    history = pd.DataFrame(records)
+    assert hp.monitor == "val_worst_group_macro_f1" in history
+    worst = [initial[hp.monitor], *history[hp.monitor]]
+    overall = [initial["val_macro_f1"], *history["val_macro_f1"]]
+    best = callbacks[1]
+    assert best.best_epoch == int(np.argmax(worst)) != int(np.argmax(overall))
+    assert best.best[hp.monitor] == pytest.approx(max(worst))
+    assert group_scores()[hp.monitor] == pytest.approx(max(worst))  # the model holds the kept epoch's weights

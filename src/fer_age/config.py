@@ -14,6 +14,7 @@ DETECTORS = ("retinaface", "mtcnn", "haar", "none")
 HEADS = ("m1", "m2", "default")
 LAYOUTS = ("folders", "ckplus", "pattern", "csv")
 POOLS = ("none", "all", "leave_one_out")
+POOL_SELECTIONS = ("worst_group", "overall")
 MONITORS = ("val_macro_f1", "val_accuracy")
 BASELINES = ("fer2013",)
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -198,6 +199,7 @@ class PoolConfig(Section):
     models: str = "none"  # none | all | leave_one_out
     method: str = "erm"  # erm | balanced (equal weight per age group) | groupdro (worst-group loss)
     dro_step: float = 0.01  # GroupDRO's step size for the group weights (Sagawa et al. 2020)
+    selection: str = "worst_group"  # worst_group: keep the epoch whose worst age group scores highest | overall
 
 
 @dataclass(frozen=True)

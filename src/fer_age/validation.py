@@ -15,6 +15,7 @@ from fer_age.config import (
     MAX_SEED,
     MIN_TRAIN_FRACTION,
     MONITORS,
+    POOL_SELECTIONS,
     POOLS,
     Config,
     ConfigError,
@@ -245,6 +246,10 @@ def validate(c: Config) -> None:
     methods = ("erm", "balanced", "groupdro")
     _check(c.pool.method in methods, f"'pool.method' is '{c.pool.method}'; choose one of {', '.join(methods)}")
     _in_range(c.pool.dro_step, 0, 10, "pool.dro_step", open_low=True)
+    _check(
+        c.pool.selection in POOL_SELECTIONS,
+        f"'pool.selection' is '{c.pool.selection}'; choose one of {', '.join(POOL_SELECTIONS)}",
+    )
     _check(bool(c.tracking.experiment.strip()), "'tracking.experiment' must not be empty")
     e = c.evaluate
     _in_range(e.bootstrap_samples, 100, MAX_BOOTSTRAP_SAMPLES, "evaluate.bootstrap_samples")

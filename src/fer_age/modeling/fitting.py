@@ -3,6 +3,7 @@ validation-based model selection (epoch 0 counts), the degenerate-model guard, a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,13 +18,19 @@ from fer_age.contracts import (
     fresh_dir,
     read_manifest,
 )
-from fer_age.modeling.hyperparameters import Hyperparameters
+from fer_age.modeling.hyperparameters import WORST_GROUP, Hyperparameters
 from fer_age.modeling.objectives import balanced_class_weights, example_weights, group_indices, training_model
 from fer_age.registry import model_filename
 
 if TYPE_CHECKING:
     import keras
-from fer_age.modeling.selection import argmax_macro_f1, choose_interpolation, degenerate_reason, is_kept
+from fer_age.modeling.selection import (
+    argmax_macro_f1,
+    choose_interpolation,
+    degenerate_reason,
+    is_kept,
+    worst_group_scores,
+)
 
 
 @dataclass
@@ -47,17 +54,30 @@ def age_group_label(manifests: list[pd.DataFrame], age_groups: list[str]) -> str
     return "+".join(g for g in age_groups if g in present)
 
 
-def _callbacks(hp: Hyperparameters, records: list[dict], initial: dict[str, float], n_classes: int):
+def _callbacks(
+    hp: Hyperparameters,
+    records: list[dict],
+    initial: dict[str, float],
+    n_classes: int,
+    group_scores: Callable[[], dict[str, float]],
+):
     import keras
     import mlflow
 
     monitor = hp.monitor
 
+    class GroupScores(keras.callbacks.Callback):
+        """Adds the worst age group's validation scores to the epoch's logs, before the callbacks that read them."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs.update(group_scores())
+
     class BestEpoch(keras.callbacks.Callback):
         """Keeps the weights of the best epoch by :func:`selection_key`, the untrained model (epoch 0) included."""
 
         def on_train_begin(self, logs=None):
-            self.start = {f"val_{k}": v for k, v in initial.items()}
+            self.start = dict(initial)
             self.best_epoch, self.best = 0, dict(self.start)
             self.best_weights = self.model.get_weights()
 
@@ -74,6 +94,7 @@ def _callbacks(hp: Hyperparameters, records: list[dict], initial: dict[str, floa
             self.model.set_weights(self.best_weights)
 
     return [
+        GroupScores(),
         BestEpoch(),
         keras.callbacks.EarlyStopping(monitor=monitor, mode="max", min_delta=5e-5, patience=hp.early_stopping_patience),
         keras.callbacks.ReduceLROnPlateau(
@@ -103,7 +124,9 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_grou
     x_train, y_train = load_splits(split_dirs, "train")
     x_valid, y_valid = load_splits(split_dirs, "valid")
     class_weights = balanced_class_weights(y_train, n_classes) if hp.class_weights else None
-    groups = group_indices(split_dirs, age_groups)
+    groups = group_indices(split_dirs, age_groups, "train")
+    # selection on the worst age group: each validation image's group (pooled models, pool.selection worst_group)
+    valid_groups = group_indices(split_dirs, age_groups, "valid") if hp.monitor.startswith(WORST_GROUP) else None
     n_groups = int(groups.max()) + 1 if len(groups) and hp.method == "groupdro" else 0
     weights = example_weights(y_train, groups, class_weights, hp.method)
     # raw uint8 batches: augmentation and preprocessing run on the device, in the model being fitted
@@ -126,16 +149,27 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_grou
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
             metrics=["accuracy", argmax_macro_f1(n_classes)],
         )
-    initial = {k: float(v) for k, v in model.evaluate(valid_ds, verbose=0, return_dict=True).items()}
-    mlflow.log_metrics({f"val_{k}": v for k, v in initial.items()}, step=0)
+
+    def group_scores() -> dict[str, float]:
+        if valid_groups is None:
+            return {}
+        y_pred = model.predict(valid_ds, verbose=0).argmax(axis=1)
+        return worst_group_scores(y_valid, y_pred, valid_groups, n_classes)
+
+    def validate() -> dict[str, float]:
+        scores = model.evaluate(valid_ds, verbose=0, return_dict=True)
+        return {**{f"val_{k}": float(v) for k, v in scores.items()}, **group_scores()}
+
+    initial = validate()
+    mlflow.log_metrics(initial, step=0)
     records: list[dict] = []
-    callbacks = _callbacks(hp, records, initial, n_classes)
+    callbacks = _callbacks(hp, records, initial, n_classes, group_scores)
     start = model.get_weights() if hp.interpolation else []  # a copy of the weights only where it is used
     model.fit(train_ds, validation_data=valid_ds, epochs=hp.epochs, callbacks=callbacks, verbose=2, shuffle=False)
-    best = callbacks[0]
+    best = callbacks[1]
     interpolation = hp.interpolation if best.best_epoch > 0 else ()  # blends of the start with itself: nothing
     alpha, best_metrics, tried = choose_interpolation(
-        model, start, valid_ds, hp.monitor, interpolation, best.best, n_classes, best.start, hp.start_margin
+        model, start, validate, hp.monitor, interpolation, best.best, n_classes, best.start, hp.start_margin
     )
     for tried_alpha, score in tried.items():
         mlflow.log_metric(f"interpolated_{hp.monitor}", score, step=round(tried_alpha * 100))
@@ -161,10 +195,10 @@ def train_and_track(
     models_base: Path,
     history_dir: Path,
     stage: str,
-    method: str = "erm",
+    pooled: bool = False,
 ) -> TrainingInfo:
     """Validate inputs, reach the store and start the run, then clear ``models_base/name`` and train into it
-    with training seed ``seed`` and training method ``method`` (erm, balanced, groupdro).
+    with training seed ``seed``; ``pooled``: a mixed-age model, trained and selected as ``pool`` says.
 
     The per-epoch history goes to ``history_dir/<name>.csv``.
     """
@@ -175,7 +209,7 @@ def train_and_track(
     from fer_age.tracking.models import describe_version, log_model, log_split_inputs, serving_config
     from fer_age.tracking.runs import connect, file_digest, run_tags, tracked_run
 
-    hp = Hyperparameters.resolve(config, seed, method)
+    hp = Hyperparameters.resolve(config, seed, pooled)
     spec = hp.spec
     manifests = [read_manifest(d) for d in split_dirs]  # inputs first: a missing split fails before any work
     for split in ("train", "valid"):

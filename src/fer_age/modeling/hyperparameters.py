@@ -30,7 +30,7 @@ class Hyperparameters:
     zoom: float
     class_weights: bool
     label_smoothing: float
-    monitor: str
+    monitor: str  # pooled models with pool.selection worst_group: the worst age group's score (val_worst_group_*)
     mixed_precision: bool
     interpolation: tuple[float, ...]  # empty unless the model starts as a trained classifier of the study's labels
     l2_sp: float  # 0 unless the model starts from pretrained weights
@@ -43,9 +43,13 @@ class Hyperparameters:
     min_learning_rate: float
 
     @classmethod
-    def resolve(cls, config: Config, seed: int, method: str = "erm") -> Hyperparameters:
+    def resolve(cls, config: Config, seed: int, pooled: bool = False) -> Hyperparameters:
+        """The settings of one training run; ``pooled``: a mixed-age model of the pool stage, trained by
+        ``pool.method`` and selected as ``pool.selection`` says."""
         spec = model_spec(config.model)
         t = config.train
+        method = config.pool.method if pooled else "erm"
+        worst_group = pooled and config.pool.selection == "worst_group"
         weights = spec.weights[0] if t.weights == "pretrained" else t.weights
         starts_as_classifier = config.head == "default" and weights != "none"
         return cls(
@@ -66,7 +70,7 @@ class Hyperparameters:
             rotation=spec.rotation if t.rotation is None else t.rotation,
             zoom=spec.zoom if t.zoom is None else t.zoom,
             label_smoothing=t.label_smoothing,
-            monitor=t.monitor,
+            monitor=worst_group_monitor(t.monitor) if worst_group else t.monitor,
             mixed_precision=t.mixed_precision,
             interpolation=tuple(t.interpolation) if starts_as_classifier else (),
             l2_sp=t.l2_sp if weights != "none" else 0.0,
@@ -82,3 +86,12 @@ class Hyperparameters:
     def params(self) -> dict:
         """The settings as MLflow params (the registry entry by its name)."""
         return {k: v for k, v in asdict(self).items() if k != "spec"}
+
+
+WORST_GROUP = "val_worst_group_"
+
+
+def worst_group_monitor(monitor: str) -> str:
+    """The name of the worst age group's validation score for ``monitor`` (``val_macro_f1`` ->
+    ``val_worst_group_macro_f1``)."""
+    return WORST_GROUP + monitor.removeprefix("val_")

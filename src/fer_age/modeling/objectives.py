@@ -24,10 +24,10 @@ def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return weights
 
 
-def group_indices(split_dirs: list[Path], age_groups: list[str]) -> np.ndarray:
-    """The age group of every training image, as an index into the groups present (in params order); the
-    manifest's train rows are the rows of X_train, split folder after split folder."""
-    groups = pd.concat([m.loc[m["split"] == "train", "age_group"] for m in map(read_manifest, split_dirs)])
+def group_indices(split_dirs: list[Path], age_groups: list[str], split: str) -> np.ndarray:
+    """The age group of every image of ``split``, as an index into the groups present (in params order); the
+    manifest's rows of a split are the rows of its X, split folder after split folder."""
+    groups = pd.concat([m.loc[m["split"] == split, "age_group"] for m in map(read_manifest, split_dirs)])
     present = [g for g in age_groups if g in set(groups)]
     return groups.map({g: i for i, g in enumerate(present)}).to_numpy(np.int64)
 

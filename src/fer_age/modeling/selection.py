@@ -3,8 +3,10 @@ models never kept over ones that learned, and weight-space blends with the start
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
-from sklearn.metrics import f1_score
+from sklearn.metrics import accuracy_score, f1_score
 
 
 def degenerate_reason(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> str:
@@ -71,6 +73,19 @@ def argmax_macro_f1(n_classes: int):
     return ArgmaxMacroF1(average="macro", name="macro_f1")
 
 
+def worst_group_scores(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, n_classes: int) -> dict[str, float]:
+    """The lowest accuracy and macro-F1 (as the study reports them) over the age groups in ``groups``:
+    ``val_worst_group_accuracy`` and ``val_worst_group_macro_f1`` (GroupDRO's selection, Sagawa et al. 2020)."""
+    members = [groups == group for group in np.unique(groups)]
+    return {
+        "val_worst_group_accuracy": min(float(accuracy_score(y_true[m], y_pred[m])) for m in members),
+        "val_worst_group_macro_f1": min(
+            float(f1_score(y_true[m], y_pred[m], labels=range(n_classes), average="macro", zero_division=0))
+            for m in members
+        ),
+    }
+
+
 def interpolate(start: list[np.ndarray], fitted: list[np.ndarray], alpha: float) -> list[np.ndarray]:
     """Weights ``(1 - alpha) * start + alpha * fitted`` (floating-point arrays only; others stay fitted)."""
     return [
@@ -82,7 +97,7 @@ def interpolate(start: list[np.ndarray], fitted: list[np.ndarray], alpha: float)
 def choose_interpolation(
     model,
     start: list[np.ndarray],
-    valid_ds,
+    validate: Callable[[], dict[str, float]],
     monitor: str,
     alphas: tuple[float, ...],
     fitted_metrics: dict[str, float],
@@ -92,9 +107,9 @@ def choose_interpolation(
 ) -> tuple[float, dict[str, float], dict[float, float]]:
     """Weight-space ensembling of the starting and the fitted classifier (WiSE-FT, Wortsman et al. 2022).
 
-    Each ``alpha`` is scored on validation; the model keeps the best one by :func:`selection_key`, the fitted
-    model (alpha 1) unless another scores higher and beats ``start_metrics`` by ``start_margin``. Returns the
-    alpha kept, its validation metrics and every alpha's score.
+    Each ``alpha`` is scored by ``validate`` (the model's validation metrics as it is now); the model keeps the
+    best one by :func:`selection_key`, the fitted model (alpha 1) unless another scores higher and beats
+    ``start_metrics`` by ``start_margin``. Returns the alpha kept, its validation metrics and every alpha's score.
     """
     if not alphas:
         return 1.0, fitted_metrics, {}
@@ -102,7 +117,7 @@ def choose_interpolation(
     best_alpha, best, tried = 1.0, fitted_metrics, {1.0: fitted_metrics[monitor]}
     for alpha in sorted(alphas, reverse=True):
         model.set_weights(interpolate(start, fitted, alpha))
-        scores = {f"val_{k}": float(v) for k, v in model.evaluate(valid_ds, verbose=0, return_dict=True).items()}
+        scores = validate()
         tried[alpha] = scores[monitor]
         if is_kept(scores, best, start_metrics, monitor, n_classes, start_margin):
             best_alpha, best = alpha, scores

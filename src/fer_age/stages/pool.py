@@ -52,5 +52,5 @@ def main(config: Config, args: argparse.Namespace) -> None:
     for name, datasets in pools.items():
         print(f"pool {name} ({config.pool.method}): {', '.join(datasets)}")
         splits = [SPLITS / d for d in datasets]
-        train_and_track(config, name, seed, splits, base, base / name, stage="pool", method=config.pool.method)
+        train_and_track(config, name, seed, splits, base, base / name, stage="pool", pooled=True)
     (base / "pools.json").write_text(json.dumps(pools, indent=2) + "\n")
