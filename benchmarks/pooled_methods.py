@@ -1,0 +1,114 @@
+"""Mixed-age models on real photos: pooled training methods against own-group models and the off-the-shelf model.
+
+Usage:
+    python benchmarks/pooled_methods.py --data COPY_OF/real-photos/MUXAGEDEV --labels Happy Neutral \\
+        --group AGEDEV-YOUNG=young --group AGEDEV-OLDER=older [--seeds 42 43 44] [--work /tmp/fer-age-pooled] \\
+        [--method NAME:key=value,key=value ...]
+
+Runs the pipeline's own commands in a scratch study project (each FOLDER/<name> is read, never written): crop
+every group's folder once, then per seed (which also draws the subject-disjoint splits) a split and an own-group
+model per folder, one pooled model (``pool.models: all``) per method, and ``fer-age evaluate`` after each. Prints
+per method the mean and spread over seeds of test macro-F1 per age group, the worst group and the gap between
+groups, next to the own-group models and the off-the-shelf FER2013 model on the same test images; writes
+``results.json`` in the work folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from real_photos import fer_age, parse_variant, write_params
+
+START = {"model": "minixception", "head": "default", "train.weights": "fer2013", "evaluate.baselines": ["fer2013"]}
+DEFAULT_METHODS = {
+    "pooled, erm": {"pool.method": "erm"},
+    "pooled, balanced": {"pool.method": "balanced"},
+    "pooled, groupdro": {"pool.method": "groupdro"},
+    "pooled, erm, overall selection": {"pool.method": "erm", "pool.selection": "overall"},
+}
+OWN = "own age group"
+BASELINE = "off-the-shelf FER2013 (no training)"
+
+
+def study_settings(groups: dict[str, str], settings: dict) -> dict:
+    """Params for a study of ``groups`` (folder -> age group) with the pooled model and the baseline."""
+    pattern = r"^(.+?)_\d+\."  # the photo's subject: its name up to the last _<number>
+    datasets = {name: {"raw": name, "age_group": group, "subject_pattern": pattern} for name, group in groups.items()}
+    age_groups = list(dict.fromkeys(groups.values()))
+    return {**START, "datasets": datasets, "age_groups": age_groups, "pool.models": "all", **settings}
+
+
+def group_scores(cross_age: pd.DataFrame, groups: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Test macro-F1 per age group of the pooled model, the own-group models and the baseline, from one
+    ``cross_age_accuracy.csv``."""
+    f1 = cross_age.set_index(["train_age_group", "test_age_group"])["macro_f1"]
+    age_groups = list(dict.fromkeys(groups.values()))
+    return {
+        "pooled": {g: float(f1[("POOL-all", g)]) for g in age_groups},
+        OWN: {g: float(f1[(g, g)]) for g in age_groups},
+        BASELINE: {g: float(f1[("FER2013", g)]) for g in age_groups},
+    }
+
+
+def summary_row(name: str, per_seed: list[dict[str, float]]) -> str:
+    """One table row: mean ± SD over seeds per age group, then the worst group and the gap of the means."""
+    groups = list(per_seed[0])
+    values = {g: np.array([scores[g] for scores in per_seed]) for g in groups}
+    means = {g: v.mean() for g, v in values.items()}
+    cells = [f"{means[g]:.3f} ± {values[g].std():.3f} ({' / '.join(f'{x:.3f}' for x in values[g])})" for g in groups]
+    worst, gap = min(means.values()), max(means.values()) - min(means.values())
+    return f"| {name} | {' | '.join(cells)} | {worst:.3f} | {gap:.3f} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="a folder of folders-layout datasets (read only)")
+    parser.add_argument("--labels", nargs="+", required=True)
+    parser.add_argument("--group", action="append", required=True, help="FOLDER=AGE_GROUP, one per dataset folder")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/fer-age-pooled"))
+    parser.add_argument("--method", action="append", default=[], help="NAME:key=value,... (params keys)")
+    args = parser.parse_args()
+    groups = dict(item.split("=", 1) for item in args.group)
+    methods = dict(map(parse_variant, args.method)) or DEFAULT_METHODS
+    work = args.work
+    (work / "data" / "raw").mkdir(parents=True, exist_ok=True)
+    write_params(work, args.labels, args.seeds[0], study_settings(groups, {}))
+    for name in groups:
+        link = work / "data" / "raw" / name
+        if not link.exists():
+            link.symlink_to((args.data / name).resolve())
+        if not (work / "data" / "cropped" / name / "crop_report.csv").exists():
+            print(fer_age(work, "crop", name).strip().splitlines()[-1], flush=True)
+    rows: dict[str, list[dict[str, float]]] = {BASELINE: [], OWN: []}
+    for seed in args.seeds:
+        write_params(work, args.labels, seed, study_settings(groups, {}))
+        for name in groups:
+            fer_age(work, "split", name)
+            print(f"seed {seed} | {fer_age(work, 'train', name).strip().splitlines()[-1]}", flush=True)
+        for method, settings in methods.items():
+            write_params(work, args.labels, seed, study_settings(groups, settings))
+            log = fer_age(work, "pool").strip().splitlines()[-1]
+            fer_age(work, "evaluate")
+            scores = group_scores(pd.read_csv(work / "results" / "cross_age_accuracy.csv"), groups)
+            rows.setdefault(method, []).append(scores["pooled"])
+            print(f"seed {seed} | {method}: {scores['pooled']} | {log}", flush=True)
+        rows[OWN].append(scores[OWN])
+        rows[BASELINE].append(scores[BASELINE])
+    age_groups = list(dict.fromkeys(groups.values()))
+    print(f"\n| trained on | {' | '.join(age_groups)} | worst group | gap |")
+    print("|---|" + "---|" * (len(age_groups) + 2))
+    for name, per_seed in rows.items():
+        print(summary_row(name, per_seed))
+    (work / "results.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    from fer_age.runtime import import_tensorflow
+
+    import_tensorflow()
+    main()
