@@ -220,6 +220,17 @@ def test_mlflow_runs_of_the_repro(study):
         assert r.info.run_name.startswith(r.data.tags["name"])
     pooled = _runs(client, "tags.stage = 'pool'")
     assert len(pooled) == 2 and set(pooled[0].data.tags["dataset"].split(",")) == set(DATASETS)
+    for r in pooled:  # selected on the worst age group's validation score, logged per epoch from epoch 0
+        assert r.data.params["monitor"] == "val_worst_group_macro_f1"
+        history = {
+            key: client.get_metric_history(r.info.run_id, key) for key in ("val_accuracy", "val_worst_group_macro_f1")
+        }
+        overall = {m.step: m.value for m in history["val_accuracy"]}
+        worst = client.get_metric_history(r.info.run_id, "val_worst_group_accuracy")  # a group's is at most the mean
+        assert sorted(m.step for m in worst) == sorted(m.step for m in history["val_worst_group_macro_f1"])
+        assert sorted(overall) == sorted(m.step for m in worst) and all(
+            m.value <= overall[m.step] + 1e-6 for m in worst
+        )
     evaluation = _runs(client, "tags.stage = 'evaluate'")
     assert len(evaluation) == 1
     parent = evaluation[0]
