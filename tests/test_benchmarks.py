@@ -9,6 +9,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import gpu_check  # noqa: E402
 import plan_full_study  # noqa: E402
+import pooled_methods  # noqa: E402
 import run as bench  # noqa: E402
 
 
@@ -76,3 +77,27 @@ def test_gpu_check_dry_runs_on_the_cpu():
     assert result["images_per_second"] > 0 and result["compute_images_per_second"] > 0
     assert 0 <= result["input_wait"] < 1 and result["start_up_seconds"] > 0
     assert result["fed_window"][0] < result["fed_window"][1]
+
+
+def test_pooled_methods_table_reads_each_models_row_and_takes_worst_group_and_gap_of_the_means():
+    import pandas as pd
+
+    groups = {"YOUNG": "young", "OLDER": "older"}
+    settings = pooled_methods.study_settings(groups, {"pool.method": "groupdro"})
+    assert settings["age_groups"] == ["young", "older"] and settings["datasets"]["OLDER"]["age_group"] == "older"
+    assert (settings["pool.models"], settings["pool.method"]) == ("all", "groupdro")
+    cross_age = pd.DataFrame(
+        [
+            (train, test, 0.1 * i)
+            for i, (train, test) in enumerate(
+                (t, g) for t in ("young", "older", "POOL-all", "FER2013") for g in ("young", "older")
+            )
+        ],
+        columns=["train_age_group", "test_age_group", "macro_f1"],
+    )
+    scores = pooled_methods.group_scores(cross_age, groups)
+    assert scores["pooled"] == pytest.approx({"young": 0.4, "older": 0.5})
+    assert scores[pooled_methods.OWN] == pytest.approx({"young": 0.0, "older": 0.3})  # young on young, older on older
+    assert scores[pooled_methods.BASELINE] == pytest.approx({"young": 0.6, "older": 0.7})
+    row = pooled_methods.summary_row("pooled", [{"young": 0.9, "older": 0.8}, {"young": 0.7, "older": 0.6}])
+    assert row == "| pooled | 0.800 ± 0.100 (0.900 / 0.700) | 0.700 ± 0.100 (0.800 / 0.600) | 0.700 | 0.100 |"
