@@ -70,8 +70,7 @@ def _callbacks(
         """Adds the worst age group's validation scores to the epoch's logs, before the callbacks that read them."""
 
         def on_epoch_end(self, epoch, logs=None):
-            if logs is not None:
-                logs.update(group_scores())
+            logs.update(group_scores())  # fit passes the dict every later callback reads
 
     class BestEpoch(keras.callbacks.Callback):
         """Keeps the weights of the best epoch by :func:`selection_key`, the untrained model (epoch 0) included."""
