@@ -435,12 +435,13 @@ def test_worst_group_scores_are_the_lowest_groups_sklearn_scores():
     assert scores["val_worst_group_macro_f1"] < f1_score(y_true, y_pred, average="macro")  # below the overall score
 
 
-def test_the_kept_epoch_is_the_one_whose_worst_group_scores_highest():
-    """A real fit with fitting's callbacks: the worst-group score reaches the logs before selection reads them,
-    and the epoch kept has the highest of it (epoch 0 included), not the highest overall score."""
+def test_the_kept_epoch_is_the_one_whose_worst_group_scores_highest(tmp_path, monkeypatch):
+    """A real fit with fitting's callbacks: the worst-group score reaches the logs before selection reads them
+    (and MLflow), and the epoch kept has the highest of it (epoch 0 included), not the highest overall score."""
     import dataclasses
 
     import keras
+    import mlflow
     from conftest import tiny_params
 
     from fer_age.loading import config_from_dict
@@ -469,11 +470,15 @@ def test_the_kept_epoch_is_the_one_whose_worst_group_scores_highest():
     initial = {**{f"val_{k}": float(v) for k, v in scores.items()}, **group_scores()}
     records: list[dict] = []
     callbacks = _callbacks(hp, records, initial, 2, group_scores)
-    model.fit(
-        x, np.eye(2)[y], validation_data=(x, np.eye(2)[y]), epochs=9, batch_size=16, callbacks=callbacks, verbose=0
-    )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with mlflow.start_run() as run:  # the callbacks log every epoch into it
+        model.fit(
+            x, np.eye(2)[y], validation_data=(x, np.eye(2)[y]), epochs=9, batch_size=16, callbacks=callbacks, verbose=0
+        )
+    logged = mlflow.MlflowClient().get_metric_history(run.info.run_id, hp.monitor)
     history = pd.DataFrame(records)
     assert hp.monitor == "val_worst_group_macro_f1" in history
+    assert [m.value for m in sorted(logged, key=lambda m: m.step)] == pytest.approx(history[hp.monitor].tolist())
     worst = [initial[hp.monitor], *history[hp.monitor]]
     overall = [initial["val_macro_f1"], *history["val_macro_f1"]]
     best = callbacks[1]
