@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from real_photos import fer_age, parse_variant, write_params
+from real_photos import SUBJECT_PATTERN, fer_age, parse_variant, write_params
 
 START = {"model": "minixception", "head": "default", "train.weights": "fer2013", "evaluate.baselines": ["fer2013"]}
 DEFAULT_METHODS = {
@@ -36,17 +36,20 @@ BASELINE = "off-the-shelf FER2013 (no training)"
 
 def study_settings(groups: dict[str, str], settings: dict) -> dict:
     """Params for a study of ``groups`` (folder -> age group) with the pooled model and the baseline."""
-    pattern = r"^(.+?)_\d+\."  # the photo's subject: its name up to the last _<number>
-    datasets = {name: {"raw": name, "age_group": group, "subject_pattern": pattern} for name, group in groups.items()}
-    age_groups = list(dict.fromkeys(groups.values()))
-    return {**START, "datasets": datasets, "age_groups": age_groups, "pool.models": "all", **settings}
+    datasets = {name: {"raw": name, "age_group": g, "subject_pattern": SUBJECT_PATTERN} for name, g in groups.items()}
+    return {**START, "datasets": datasets, "age_groups": age_groups_of(groups), "pool.models": "all", **settings}
+
+
+def age_groups_of(groups: dict[str, str]) -> list[str]:
+    """The age groups of ``groups`` (folder -> age group), each once, in the order given."""
+    return list(dict.fromkeys(groups.values()))
 
 
 def group_scores(cross_age: pd.DataFrame, groups: dict[str, str]) -> dict[str, dict[str, float]]:
     """Test macro-F1 per age group of the pooled model, the own-group models and the baseline, from one
     ``cross_age_accuracy.csv``."""
     f1 = cross_age.set_index(["train_age_group", "test_age_group"])["macro_f1"]
-    age_groups = list(dict.fromkeys(groups.values()))
+    age_groups = age_groups_of(groups)
     return {
         "pooled": {g: float(f1[("POOL-all", g)]) for g in age_groups},
         OWN: {g: float(f1[(g, g)]) for g in age_groups},
@@ -99,7 +102,7 @@ def main() -> None:
             print(f"seed {seed} | {method}: {scores['pooled']} | {log}", flush=True)
         rows[OWN].append(scores[OWN])
         rows[BASELINE].append(scores[BASELINE])
-    age_groups = list(dict.fromkeys(groups.values()))
+    age_groups = age_groups_of(groups)
     print(f"\n| trained on | {' | '.join(age_groups)} | worst group | gap |")
     print("|---|" + "---|" * (len(age_groups) + 2))
     for name, per_seed in rows.items():

@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 from sklearn.metrics import accuracy_score, f1_score
 
+SUBJECT_PATTERN = r"^(.+?)_\d+\."  # the photo's subject in the real-photos folders: its name up to _<number>.
 DEFAULT_VARIANTS = {
     "minixception fine-tuned from fer2013": {"model": "minixception", "head": "default", "train.weights": "fer2013"},
     "minixception from scratch": {"model": "minixception", "head": "m2", "train.weights": "none"},
@@ -41,7 +42,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
 def write_params(work: Path, labels: list[str], seed: int, settings: dict) -> None:
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     params.update(seed=seed, seeds=[seed], labels=labels, img_size=48)  # the seed draws the split and the training
-    params["datasets"] = {"REAL": {"raw": "REAL", "age_group": "adult", "subject_pattern": r"^(.+?)_\d+\."}}
+    params["datasets"] = {"REAL": {"raw": "REAL", "age_group": "adult", "subject_pattern": SUBJECT_PATTERN}}
     params["sample"]["datasets"] = {}
     for key, value in settings.items():
         section = params
