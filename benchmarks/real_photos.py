@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/real_photos.py --data COPY_OF/real-photos/MUXDEV --labels Disgust Happy Neutral Surprise \\
-        [--seeds 42 43 44] [--work /tmp/fer-age-bench] [--variant NAME:key=value,key=value ...]
+        [--seeds 42 43 44] [--work /tmp/fer-age-bench] [--variant NAME:key=value,key=value ...] [--flip-average]
 
 Runs the pipeline's own commands in a scratch project (FOLDER is read, never written): crop once, then per
 seed a subject-disjoint split and one training per variant (``fer-age train``), and scores every model and
@@ -73,8 +73,9 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
     }
 
 
-def test_scores(work: Path, labels: list[str]) -> tuple[dict, dict]:
-    """Scores of the trained model and of the FER2013 baseline on the current test split."""
+def test_scores(work: Path, labels: list[str], flip_average: bool = False) -> tuple[dict, dict]:
+    """Scores of the trained model and of the FER2013 baseline on the current test split (``flip_average``: each
+    image's probabilities averaged with its mirror image's, for both, as ``evaluate.flip_average`` does)."""
     from fer_age.modeling.inference import (
         baseline_predictor,
         load_keras_model,
@@ -92,7 +93,7 @@ def test_scores(work: Path, labels: list[str]) -> tuple[dict, dict]:
         for kind, predictor in (("trained", trained), ("baseline", baseline_predictor(labels, trained.info.img_size))):
             model = load_keras_model(predictor)
             info = predictor.info
-            probabilities = predict_probabilities(model, test.images, info.model, info.preprocessing)
+            probabilities = predict_probabilities(model, test.images, info.model, info.preprocessing, flip_average)
             out[kind] = scores(test.labels, probabilities.argmax(axis=1), len(labels))
         return out["trained"], {**out["baseline"], "n": len(test.labels)}
     finally:
@@ -106,6 +107,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
     parser.add_argument("--work", type=Path, default=Path("/tmp/fer-age-bench"))
     parser.add_argument("--variant", action="append", default=[], help="NAME:key=value,... (params keys)")
+    parser.add_argument("--flip-average", action="store_true", help="score models and baseline with flips")
     args = parser.parse_args()
     variants = dict(map(parse_variant, args.variant)) or DEFAULT_VARIANTS
     work = args.work
@@ -124,7 +126,7 @@ def main() -> None:
             started = time.perf_counter()
             log = fer_age(work, "train", "REAL").strip().splitlines()[-1]
             seconds = time.perf_counter() - started
-            trained, baseline = test_scores(work, args.labels)
+            trained, baseline = test_scores(work, args.labels, args.flip_average)
             rows.setdefault(name, []).append({**trained, "seed": seed, "seconds": seconds, "log": log})
             print(
                 f"seed {seed} | {name}: accuracy {trained['accuracy']:.3f}, macro-F1 {trained['macro_f1']:.3f} "

@@ -485,3 +485,47 @@ def test_the_kept_epoch_is_the_one_whose_worst_group_scores_highest(tmp_path, mo
     assert best.best_epoch == int(np.argmax(worst)) != int(np.argmax(overall))
     assert best.best[hp.monitor] == pytest.approx(max(worst))
     assert group_scores()[hp.monitor] == pytest.approx(max(worst))  # the model holds the kept epoch's weights
+
+
+def test_ema_weights_are_the_ones_validated_and_kept(tmp_path, monkeypatch):
+    """``train.ema_epochs``: a real fit with fitting's callbacks keeps the exponential moving average of the
+    weights after each step (momentum from :func:`ema_momentum`), not the raw weights of the kept epoch."""
+    import dataclasses
+
+    import keras
+    import mlflow
+    from conftest import tiny_params
+
+    from fer_age.loading import config_from_dict
+    from fer_age.modeling.fitting import _callbacks
+    from fer_age.modeling.hyperparameters import Hyperparameters
+    from fer_age.modeling.objectives import ema_momentum
+    from fer_age.modeling.selection import argmax_macro_f1
+
+    x = np.random.default_rng(0).normal(size=(48, 4)).astype("float32")
+    y = np.eye(2)[(x[:, 0] > 0).astype(int)]
+    momentum = ema_momentum(2, len(x), 16)  # 3 steps per epoch, averaged over about 6
+    assert momentum == pytest.approx(1 - 1 / 6)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.set_weights([np.zeros((4, 2), "float32"), np.zeros(2, "float32")])  # one class for all: degenerate
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.05, use_ema=True, ema_momentum=momentum),
+        loss="categorical_crossentropy",
+        metrics=["accuracy", argmax_macro_f1(2)],
+    )
+    hp = dataclasses.replace(Hyperparameters.resolve(config_from_dict(tiny_params()), 42), ema_epochs=2.0)
+    initial = {f"val_{k}": float(v) for k, v in model.evaluate(x, y, verbose=0, return_dict=True).items()}
+    raw: list[list[np.ndarray]] = []  # the weights after every optimizer step
+    callbacks = _callbacks(hp, [], initial, 2, dict)
+    step_end = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: raw.append(model.get_weights()))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with mlflow.start_run():
+        model.fit(x, y, validation_data=(x, y), epochs=4, batch_size=16, callbacks=[*callbacks, step_end], verbose=0)
+    kept = next(c for c in callbacks if hasattr(c, "best_epoch")).best_epoch
+    assert kept > 0
+    average = raw[0]
+    for weights in raw[1 : 3 * kept]:
+        average = [momentum * a + (1 - momentum) * w for a, w in zip(average, weights)]
+    np.testing.assert_allclose(model.get_weights()[0], average[0], atol=1e-5)
+    assert not np.allclose(model.get_weights()[0], raw[3 * kept - 1][0], atol=1e-3)  # not the raw weights

@@ -190,6 +190,7 @@ class TrainConfig(Section):
     interpolation: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
     l2_sp: float = 0.0  # L2-SP: penalty on the squared distance from the pretrained weights
     start_margin: float = 0.0  # validation gain over the starting classifier needed to keep anything else
+    ema_epochs: float = 0.0  # weights averaged (EMA) over about this many epochs of steps; 0 = off
 
 
 @dataclass(frozen=True)

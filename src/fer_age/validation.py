@@ -236,6 +236,7 @@ def validate(c: Config) -> None:
     _in_range(t.label_smoothing, 0, 0.5, "train.label_smoothing")
     _in_range(t.l2_sp, 0, 10, "train.l2_sp")
     _in_range(t.start_margin, 0, 1, "train.start_margin")
+    _in_range(t.ema_epochs, 0, 100, "train.ema_epochs")
     for key, fraction in (("rotation", t.rotation), ("zoom", t.zoom)):
         if fraction is not None:
             _in_range(fraction, 0, 0.5, f"train.{key}")

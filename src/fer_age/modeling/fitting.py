@@ -12,25 +12,28 @@ import numpy as np
 import pandas as pd
 
 from fer_age.config import Config
-from fer_age.contracts import (
-    HISTORY_FIGURE,
-    TrainingInfo,
-    fresh_dir,
-    read_manifest,
+from fer_age.contracts import HISTORY_FIGURE, TrainingInfo, fresh_dir, read_manifest
+from fer_age.modeling.hyperparameters import Hyperparameters
+from fer_age.modeling.objectives import (
+    age_group_label,
+    balanced_class_weights,
+    ema_momentum,
+    example_weights,
+    group_indices,
+    training_model,
 )
-from fer_age.modeling.hyperparameters import WORST_GROUP, Hyperparameters
-from fer_age.modeling.objectives import balanced_class_weights, example_weights, group_indices, training_model
-from fer_age.registry import model_filename
-
-if TYPE_CHECKING:
-    import keras
 from fer_age.modeling.selection import (
+    WORST_GROUP,
     argmax_macro_f1,
     choose_interpolation,
     degenerate_reason,
     is_kept,
     worst_group_scores,
 )
+from fer_age.registry import model_filename
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass
@@ -46,12 +49,6 @@ class FitResult:
     n_valid: int
     y_valid: np.ndarray
     y_pred: np.ndarray
-
-
-def age_group_label(manifests: list[pd.DataFrame], age_groups: list[str]) -> str:
-    """The age groups of the training images, in params order, '+'-joined (e.g. ``adult+older``)."""
-    present = set().union(*(set(m.loc[m["split"] == "train", "age_group"]) for m in manifests))
-    return "+".join(g for g in age_groups if g in present)
 
 
 def _callbacks(
@@ -92,7 +89,9 @@ def _callbacks(
         def on_train_end(self, logs=None):
             self.model.set_weights(self.best_weights)
 
+    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if hp.ema_epochs else []  # seen by all after it
     return [
+        *swap,
         GroupScores(),
         BestEpoch(),
         keras.callbacks.EarlyStopping(monitor=monitor, mode="max", min_delta=5e-5, patience=hp.early_stopping_patience),
@@ -133,6 +132,7 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_grou
         x_train, y_train, hp.batch_size, None, n_classes, training=True, seed=hp.seed, sample_weights=weights
     )
     valid_ds = make_dataset(x_valid, y_valid, hp.batch_size, None, n_classes)
+    momentum = ema_momentum(hp.ema_epochs, len(y_train), hp.batch_size)  # train.ema_epochs in optimizer steps
     gpus = tf.config.list_physical_devices("GPU")
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     with strategy.scope():
@@ -144,7 +144,7 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_grou
         )
         model = training_model(model, hp.l2_sp, n_groups, hp.dro_step, class_weights, hp.label_smoothing)
         model.compile(
-            optimizer=keras.optimizers.Adam(hp.learning_rate, beta_1=0.9, beta_2=0.999),
+            optimizer=keras.optimizers.Adam(hp.learning_rate, use_ema=hp.ema_epochs > 0, ema_momentum=momentum),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
             metrics=["accuracy", argmax_macro_f1(n_classes)],
         )
@@ -165,7 +165,7 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_grou
     callbacks = _callbacks(hp, records, initial, n_classes, group_scores)
     start = model.get_weights() if hp.interpolation else []  # a copy of the weights only where it is used
     model.fit(train_ds, validation_data=valid_ds, epochs=hp.epochs, callbacks=callbacks, verbose=2, shuffle=False)
-    best = callbacks[1]
+    best = next(c for c in callbacks if hasattr(c, "best_epoch"))
     interpolation = hp.interpolation if best.best_epoch > 0 else ()  # blends of the start with itself: nothing
     alpha, best_metrics, tried = choose_interpolation(
         model, start, validate, hp.monitor, interpolation, best.best, n_classes, best.start, hp.start_margin

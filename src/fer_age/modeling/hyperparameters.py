@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from fer_age.config import Config
+from fer_age.modeling.selection import worst_group_monitor
 from fer_age.registry import ModelSpec, model_spec, preprocessing_mode
 
 
@@ -35,6 +36,7 @@ class Hyperparameters:
     interpolation: tuple[float, ...]  # empty unless the model starts as a trained classifier of the study's labels
     l2_sp: float  # 0 unless the model starts from pretrained weights
     start_margin: float  # 0 unless the model starts as a trained classifier of the study's labels
+    ema_epochs: float  # weights averaged over about this many epochs (0 = off)
     method: str  # erm | balanced | groupdro (pooled models: pool.method)
     dro_step: float  # GroupDRO's step size for the group weights
     early_stopping_patience: int
@@ -75,6 +77,7 @@ class Hyperparameters:
             interpolation=tuple(t.interpolation) if starts_as_classifier else (),
             l2_sp=t.l2_sp if weights != "none" else 0.0,
             start_margin=t.start_margin if starts_as_classifier else 0.0,
+            ema_epochs=t.ema_epochs,
             method=method,
             dro_step=config.pool.dro_step if method == "groupdro" else 0.0,
             early_stopping_patience=t.early_stopping_patience,
@@ -86,12 +89,3 @@ class Hyperparameters:
     def params(self) -> dict:
         """The settings as MLflow params (the registry entry by its name)."""
         return {k: v for k, v in asdict(self).items() if k != "spec"}
-
-
-WORST_GROUP = "val_worst_group_"
-
-
-def worst_group_monitor(monitor: str) -> str:
-    """The name of the worst age group's validation score for ``monitor`` (``val_macro_f1`` ->
-    ``val_worst_group_macro_f1``)."""
-    return WORST_GROUP + monitor.removeprefix("val_")

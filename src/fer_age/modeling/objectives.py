@@ -24,6 +24,12 @@ def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return weights
 
 
+def age_group_label(manifests: list[pd.DataFrame], age_groups: list[str]) -> str:
+    """The age groups of the training images, in params order, '+'-joined (e.g. ``adult+older``)."""
+    present = set().union(*(set(m.loc[m["split"] == "train", "age_group"]) for m in manifests))
+    return "+".join(g for g in age_groups if g in present)
+
+
 def group_indices(split_dirs: list[Path], age_groups: list[str], split: str) -> np.ndarray:
     """The age group of every image of ``split``, as an index into the groups present (in params order); the
     manifest's rows of a split are the rows of its X, split folder after split folder."""
@@ -42,6 +48,13 @@ def example_weights(y: np.ndarray, groups: np.ndarray, class_weights: np.ndarray
         counts = np.bincount(groups)
         weights = weights * (len(groups) / (len(counts) * counts))[groups]
     return weights
+
+
+def ema_momentum(ema_epochs: float, n_train: int, batch_size: int) -> float:
+    """The optimizer's per-step EMA momentum that averages the weights over about ``ema_epochs`` epochs
+    (``1 - 1 / steps``); 0 (no averaging) when ``ema_epochs`` is 0."""
+    steps = ema_epochs * -(-n_train // batch_size)
+    return 1.0 - 1.0 / steps if steps > 1 else 0.0
 
 
 def training_model(

@@ -73,13 +73,22 @@ def argmax_macro_f1(n_classes: int):
     return ArgmaxMacroF1(average="macro", name="macro_f1")
 
 
+WORST_GROUP = "val_worst_group_"  # prefix of the worst age group's validation scores
+
+
+def worst_group_monitor(monitor: str) -> str:
+    """The name of the worst age group's validation score for ``monitor`` (``val_macro_f1`` ->
+    ``val_worst_group_macro_f1``)."""
+    return WORST_GROUP + monitor.removeprefix("val_")
+
+
 def worst_group_scores(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, n_classes: int) -> dict[str, float]:
     """The lowest accuracy and macro-F1 (as the study reports them) over the age groups in ``groups``:
     ``val_worst_group_accuracy`` and ``val_worst_group_macro_f1`` (GroupDRO's selection, Sagawa et al. 2020)."""
     members = [groups == group for group in np.unique(groups)]
     return {
-        "val_worst_group_accuracy": min(float(accuracy_score(y_true[m], y_pred[m])) for m in members),
-        "val_worst_group_macro_f1": min(
+        f"{WORST_GROUP}accuracy": min(float(accuracy_score(y_true[m], y_pred[m])) for m in members),
+        f"{WORST_GROUP}macro_f1": min(
             float(f1_score(y_true[m], y_pred[m], labels=range(n_classes), average="macro", zero_division=0))
             for m in members
         ),
