@@ -90,10 +90,11 @@ def _callbacks(
             self.model.set_weights(self.best_weights)
 
     swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if hp.ema_epochs else []  # seen by all after it
-    return [
+    best = BestEpoch()
+    return best, [
         *swap,
         GroupScores(),
-        BestEpoch(),
+        best,
         keras.callbacks.EarlyStopping(monitor=monitor, mode="max", min_delta=5e-5, patience=hp.early_stopping_patience),
         keras.callbacks.ReduceLROnPlateau(
             monitor=monitor,
@@ -162,10 +163,9 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_grou
     initial = validate()
     mlflow.log_metrics(initial, step=0)
     records: list[dict] = []
-    callbacks = _callbacks(hp, records, initial, n_classes, group_scores)
+    best, callbacks = _callbacks(hp, records, initial, n_classes, group_scores)
     start = model.get_weights() if hp.interpolation else []  # a copy of the weights only where it is used
     model.fit(train_ds, validation_data=valid_ds, epochs=hp.epochs, callbacks=callbacks, verbose=2, shuffle=False)
-    best = next(c for c in callbacks if hasattr(c, "best_epoch"))
     interpolation = hp.interpolation if best.best_epoch > 0 else ()  # blends of the start with itself: nothing
     alpha, best_metrics, tried = choose_interpolation(
         model, start, validate, hp.monitor, interpolation, best.best, n_classes, best.start, hp.start_margin
