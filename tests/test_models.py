@@ -453,7 +453,7 @@ def test_the_kept_epoch_is_the_one_whose_worst_group_scores_highest(tmp_path, mo
     from conftest import tiny_params
 
     from fer_age.loading import config_from_dict
-    from fer_age.modeling.fitting import _callbacks
+    from fer_age.modeling.callbacks import selection_callbacks
     from fer_age.modeling.hyperparameters import Hyperparameters
     from fer_age.modeling.selection import argmax_macro_f1, worst_group_scores
 
@@ -477,7 +477,7 @@ def test_the_kept_epoch_is_the_one_whose_worst_group_scores_highest(tmp_path, mo
     scores = model.evaluate(x, np.eye(2)[y], verbose=0, return_dict=True)
     initial = {**{f"val_{k}": float(v) for k, v in scores.items()}, **group_scores()}
     records: list[dict] = []
-    best, callbacks = _callbacks(hp, records, initial, 2, group_scores)
+    best, callbacks = selection_callbacks(hp, records, initial, 2, group_scores)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     with mlflow.start_run() as run:  # the callbacks log every epoch into it
         model.fit(
@@ -504,7 +504,7 @@ def test_ema_weights_are_the_ones_validated_and_kept(tmp_path, monkeypatch):
     from conftest import tiny_params
 
     from fer_age.loading import config_from_dict
-    from fer_age.modeling.fitting import _callbacks
+    from fer_age.modeling.callbacks import selection_callbacks
     from fer_age.modeling.hyperparameters import Hyperparameters
     from fer_age.modeling.objectives import ema_momentum
     from fer_age.modeling.selection import argmax_macro_f1
@@ -524,7 +524,7 @@ def test_ema_weights_are_the_ones_validated_and_kept(tmp_path, monkeypatch):
     hp = dataclasses.replace(Hyperparameters.resolve(config_from_dict(tiny_params()), 42), ema_epochs=2.0)
     initial = {f"val_{k}": float(v) for k, v in model.evaluate(x, y, verbose=0, return_dict=True).items()}
     raw: list[list[np.ndarray]] = []  # the weights after every optimizer step
-    best, callbacks = _callbacks(hp, [], initial, 2, dict)
+    best, callbacks = selection_callbacks(hp, [], initial, 2, dict)
     step_end = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: raw.append(model.get_weights()))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     with mlflow.start_run():

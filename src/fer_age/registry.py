@@ -27,6 +27,7 @@ class ModelSpec:
     learning_rate: float = 1e-4
     epochs: int = 30
     batch_size: int = 20  # the original's
+    soup: int = 1  # train.soup's default: fine-tuning runs averaged into the model (1 = a single run)
     rotation: float = 0.0  # extra augmentation beyond the original's (fraction of a turn)
     zoom: float = 0.0
     weights: tuple[str, ...] = ("imagenet", "none")  # accepted train.weights (besides a file path)

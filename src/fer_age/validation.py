@@ -223,6 +223,7 @@ def validate(c: Config) -> None:
     for key, value, high in (
         ("epochs", t.epochs, 1000),
         ("batch_size", t.batch_size, 4096),
+        ("soup", t.soup, 20),
         ("fine_tune_layers", t.fine_tune_layers, 100_000),
         ("early_stopping_patience", t.early_stopping_patience, 1000),
         ("reduce_lr_patience", t.reduce_lr_patience, 1000),

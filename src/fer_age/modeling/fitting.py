@@ -1,21 +1,19 @@
-"""Model fitting shared by the train and pool stages: hyperparameters resolved once, the fit loop with
-validation-based model selection (epoch 0 counts), the degenerate-model guard, and the tracked run."""
+"""Model fitting shared by the train and pool stages: the fit loop with validation-based model selection (epoch 0
+counts), the optional soup of runs from one start, and the blend with the start."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from fer_age.config import Config
-from fer_age.contracts import HISTORY_FIGURE, TrainingInfo, fresh_dir, read_manifest
+from fer_age.modeling.callbacks import selection_callbacks
 from fer_age.modeling.hyperparameters import Hyperparameters
 from fer_age.modeling.objectives import (
-    age_group_label,
     balanced_class_weights,
     ema_momentum,
     example_weights,
@@ -25,12 +23,12 @@ from fer_age.modeling.objectives import (
 from fer_age.modeling.selection import (
     WORST_GROUP,
     argmax_macro_f1,
+    average_weights,
     choose_interpolation,
-    degenerate_reason,
     is_kept,
+    soup_seeds,
     worst_group_scores,
 )
-from fer_age.registry import model_filename
 
 if TYPE_CHECKING:
     import keras
@@ -41,73 +39,45 @@ class FitResult:
     """A fitted model with the epoch kept and its validation metrics."""
 
     model: keras.Model  # the classifier, without the on-device input it was fitted behind
-    best_epoch: int  # 0 = the model before any training step
+    best_epoch: int  # 0 = the model before any training step (with a soup: the first run's, or 0 if none is kept)
     best_metrics: dict[str, float]
     alpha: float  # fraction of the fitted weights kept, against the starting ones (1 = the fitted model)
-    history: pd.DataFrame
+    history: pd.DataFrame  # the first (with a soup: the stage seed's) run's epochs
     n_train: int
     n_valid: int
     y_valid: np.ndarray
     y_pred: np.ndarray
+    kept_start: bool  # the starting model itself was kept: no training step (or soup) beat it on validation
+    soup_epochs: list[int]  # each soup run's kept epoch ([] without a soup)
 
 
-def _callbacks(
+@dataclass
+class Run:
+    """One fine-tuning run from the start: the model behind its device input, with the best epoch's weights."""
+
+    model: keras.Model
+    classifier: keras.Model
+    validate: Callable[[], dict[str, float]]
+    predict_valid: Callable[[], np.ndarray]  # the validation images' predicted labels
+    y_valid: np.ndarray
+    start: list[np.ndarray]  # the weights before training
+    initial: dict[str, float]  # the start's validation metrics
+    best_epoch: int
+    best: dict[str, float]
+    records: list[dict]
+    n_train: int
+    n_classes: int
+
+
+def fit_run(
     hp: Hyperparameters,
-    records: list[dict],
-    initial: dict[str, float],
-    n_classes: int,
-    group_scores: Callable[[], dict[str, float]],
-):
-    import keras
-    import mlflow
-
-    monitor = hp.monitor
-
-    class GroupScores(keras.callbacks.Callback):
-        """Adds the worst age group's validation scores to the epoch's logs, before the callbacks that read them."""
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs.update(group_scores())  # fit passes the dict every later callback reads
-
-    class BestEpoch(keras.callbacks.Callback):
-        """Keeps the weights of the best epoch by :func:`selection_key`, the untrained model (epoch 0) included."""
-
-        def on_train_begin(self, logs=None):
-            self.start = dict(initial)
-            self.best_epoch, self.best = 0, dict(self.start)
-            self.best_weights = self.model.get_weights()
-
-        def on_epoch_end(self, epoch, logs=None):
-            row = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
-            row["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            mlflow.log_metrics(row, step=epoch + 1)
-            records.append({"epoch": epoch + 1, **row})
-            if is_kept(row, self.best, self.start, monitor, n_classes, hp.start_margin):
-                self.best_epoch, self.best = epoch + 1, {k: v for k, v in row.items() if k.startswith("val_")}
-                self.best_weights = self.model.get_weights()
-
-        def on_train_end(self, logs=None):
-            self.model.set_weights(self.best_weights)
-
-    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if hp.ema_epochs else []  # seen by all after it
-    best = BestEpoch()
-    return best, [
-        *swap,
-        GroupScores(),
-        best,
-        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", min_delta=5e-5, patience=hp.early_stopping_patience),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor,
-            mode="max",
-            factor=hp.reduce_lr_factor,
-            patience=hp.reduce_lr_patience,
-            min_lr=hp.min_learning_rate,
-        ),
-    ]
-
-
-def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_groups: list[str]) -> FitResult:
-    """Build, compile and fit the model; keep the best validation epoch (epoch 0 included)."""
+    labels: list[str],
+    split_dirs: list[Path],
+    age_groups: list[str],
+    shared_start: list[np.ndarray] | None = None,
+) -> Run:
+    """Build, compile and fit the model with training seed ``hp.seed`` (from the weights ``shared_start`` where given);
+    keep the best validation epoch (epoch 0 included)."""
     import keras
     import mlflow
     import tensorflow as tf
@@ -149,12 +119,16 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_grou
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
             metrics=["accuracy", argmax_macro_f1(n_classes)],
         )
+    if shared_start is not None:
+        model.set_weights(shared_start)  # a soup's runs share one start (a random head's initialisation included)
+
+    def predict_valid() -> np.ndarray:
+        return model.predict(valid_ds, verbose=0).argmax(axis=1)
 
     def group_scores() -> dict[str, float]:
         if valid_groups is None:
             return {}
-        y_pred = model.predict(valid_ds, verbose=0).argmax(axis=1)
-        return worst_group_scores(y_valid, y_pred, valid_groups, n_classes)
+        return worst_group_scores(y_valid, predict_valid(), valid_groups, n_classes)
 
     def validate() -> dict[str, float]:
         scores = model.evaluate(valid_ds, verbose=0, return_dict=True)
@@ -163,138 +137,67 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_grou
     initial = validate()
     mlflow.log_metrics(initial, step=0)
     records: list[dict] = []
-    best, callbacks = _callbacks(hp, records, initial, n_classes, group_scores)
-    start = model.get_weights() if hp.interpolation else []  # a copy of the weights only where it is used
+    best, callbacks = selection_callbacks(hp, records, initial, n_classes, group_scores)
+    start = model.get_weights()
     model.fit(train_ds, validation_data=valid_ds, epochs=hp.epochs, callbacks=callbacks, verbose=2, shuffle=False)
-    interpolation = hp.interpolation if best.best_epoch > 0 else ()  # blends of the start with itself: nothing
+    return Run(
+        model, classifier, validate, predict_valid, y_valid, start, initial, best.best_epoch, best.best, records,
+        len(y_train), n_classes,
+    )  # fmt: skip
+
+
+def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_groups: list[str]) -> FitResult:
+    """Fine-tune ``hp.soup`` runs from one start (a single run without a soup) and average their weights (a uniform
+    model soup, Wortsman et al. 2022); then blend with the start as validation says (WiSE-FT). The start itself
+    is kept where nothing beats it on validation."""
+    from fer_age.tracking.runs import soup_run
+
+    runs: list[Run] = []
+    for seed in soup_seeds(hp.seed, hp.soup):
+        with soup_run(seed, hp.soup):  # without a soup, nothing: the epochs go to the stage's run
+            shared_start = runs[0].start if runs else None
+            runs.append(fit_run(replace(hp, seed=seed), labels, split_dirs, age_groups, shared_start))
+    return combine_runs(runs, hp)
+
+
+def combine_runs(runs: list[Run], hp: Hyperparameters) -> FitResult:
+    """The model kept from a fit's runs: the single run's best epoch, or the soup of all runs where it beats the
+    start on validation (else the start); then its best blend with the start (WiSE-FT)."""
+    import mlflow
+
+    run = runs[-1]  # its model holds the result
+    n_classes, soup = run.n_classes, len(runs) > 1
+    fitted, moved = run.best, run.best_epoch > 0
+    if soup:
+        run.model.set_weights(average_weights([r.model.get_weights() for r in runs]))
+        fitted = run.validate()
+        moved = is_kept(fitted, run.initial, run.initial, hp.monitor, n_classes, hp.start_margin)
+        if not moved:
+            run.model.set_weights(run.start)
+            fitted = run.initial
     alpha, best_metrics, tried = choose_interpolation(
-        model, start, validate, hp.monitor, interpolation, best.best, n_classes, best.start, hp.start_margin
+        run.model,
+        run.start,
+        run.validate,
+        hp.monitor,
+        hp.interpolation if moved else (),  # blends of the start with itself: nothing
+        fitted,
+        n_classes,
+        run.initial,
+        hp.start_margin,
     )
     for tried_alpha, score in tried.items():
         mlflow.log_metric(f"interpolated_{hp.monitor}", score, step=round(tried_alpha * 100))
-    y_pred = model.predict(valid_ds, verbose=0).argmax(axis=1)
     return FitResult(
-        classifier,
-        best.best_epoch,
+        run.classifier,
+        runs[0].best_epoch if moved else 0,
         best_metrics,
         alpha,
-        pd.DataFrame(records),
-        len(y_train),
-        len(y_valid),
-        y_valid,
-        y_pred,
+        pd.DataFrame(runs[0].records),
+        run.n_train,
+        len(run.y_valid),
+        run.y_valid,
+        run.predict_valid(),
+        not moved,
+        [r.best_epoch for r in runs] if soup else [],
     )
-
-
-def train_and_track(
-    config: Config,
-    name: str,
-    seed: int,
-    split_dirs: list[Path],
-    models_base: Path,
-    history_dir: Path,
-    stage: str,
-    pooled: bool = False,
-) -> TrainingInfo:
-    """Validate inputs, reach the store and start the run, then clear ``models_base/name`` and train into it
-    with training seed ``seed``; ``pooled``: a mixed-age model, trained and selected as ``pool`` says.
-
-    The per-epoch history goes to ``history_dir/<name>.csv``.
-    """
-    import mlflow
-
-    from fer_age.modeling.inputs import load_splits
-    from fer_age.results.plots import plot_history
-    from fer_age.tracking.models import describe_version, log_model, log_split_inputs, serving_config
-    from fer_age.tracking.runs import connect, file_digest, run_tags, tracked_run
-
-    hp = Hyperparameters.resolve(config, seed, pooled)
-    spec = hp.spec
-    manifests = [read_manifest(d) for d in split_dirs]  # inputs first: a missing split fails before any work
-    for split in ("train", "valid"):
-        load_splits(split_dirs, split)
-    age_group = name if len(split_dirs) > 1 else age_group_label(manifests, config.age_groups)
-    datasets = [d.name for d in split_dirs]
-    experiment_id = connect(config.tracking.experiment)
-    tags = run_tags(
-        stage=stage,
-        name=name,
-        dataset=",".join(datasets),
-        age_group=age_group,
-        model=hp.model,
-        head=hp.head,
-        seed=str(seed),
-    )
-    with tracked_run(experiment_id, f"{name} · {spec.display_name} {hp.head} · seed {seed}", tags):
-        out_dir = fresh_dir(models_base, name)
-        mlflow.log_params({**hp.params(), "datasets": ",".join(datasets), "age_group": age_group})
-        result = fit(hp, list(config.labels), split_dirs, list(config.age_groups))
-        mlflow.log_params({"n_train": result.n_train, "n_valid": result.n_valid})
-        model_path = out_dir / model_filename(hp.model, hp.head, name)
-        result.model.save(model_path)
-        history_dir.mkdir(parents=True, exist_ok=True)
-        result.history.to_csv(history_dir / f"{name}.csv", index=False)
-        figure = out_dir / HISTORY_FIGURE
-        plot_history(result.history, f"{spec.display_name} {hp.head} on {name}", figure, result.best_epoch, hp.monitor)
-        reason = degenerate_reason(result.y_valid, result.y_pred, config.labels)
-        if reason:
-            print(
-                f"WARNING: the {spec.display_name} model trained on {name} is degenerate: {reason}. "
-                "Its evaluation rows will be flagged."
-            )
-        info = TrainingInfo(
-            name,
-            datasets,
-            age_group,
-            hp.model,
-            hp.head,
-            model_path.name,
-            hp.preprocessing,
-            hp.img_size,
-            list(config.labels),
-            len(result.history),
-            result.best_epoch,
-            reason,
-            {k: round(v, 6) for k, v in result.best_metrics.items()},
-            seed,
-        )
-        info.save(out_dir)
-        best_metrics = {f"best_{k}": v for k, v in result.best_metrics.items()}
-        mlflow.log_metrics({"best_epoch": result.best_epoch, "interpolation_alpha": result.alpha, **best_metrics})
-        mlflow.log_artifact(str(figure), "figures")
-        log_split_inputs(split_dirs, {"train": "training", "valid": "validation"})
-        version = log_model(
-            model_path,
-            model_path.stem,
-            serving_config(info, config.crop.grayscale, config.crop.min_face),
-            np.asarray(load_splits(split_dirs, "valid")[0][:2]),
-        )
-        score = result.best_metrics[hp.monitor]
-        kept_start = result.best_epoch == 0 or result.alpha == 0
-        summary = (
-            f"{spec.display_name} {hp.head} ({hp.weights} weights) trained on {', '.join(datasets)} ({age_group}), "
-            f"seed {seed}; kept epoch {result.best_epoch}, {hp.monitor} {score:.3f}"
-            + (f"; degenerate: {reason}" if reason else "")
-            + "."
-        )
-        champion = describe_version(model_path.stem, version, summary, score, bool(reason), seed)
-        mlflow.set_tags(
-            {
-                "degenerate": reason or "false",
-                "kept_start": str(kept_start).lower(),
-                "model_sha256": file_digest(model_path),
-                "registered_model": f"{model_path.stem} version {version}" + (" (champion)" if champion else ""),
-            }
-        )
-    best = result.best_metrics
-    kept = f"epoch {result.best_epoch}" + (
-        f", interpolated {result.alpha:g} of the way from the start" if result.alpha < 1 else ""
-    )
-    if kept_start:
-        kept = "the starting model itself (no training step beat it on validation)"
-    print(
-        f"train {name}: {len(result.history)} epochs, kept {kept} (val accuracy "
-        f"{best['val_accuracy']:.3f}, macro-F1 {best['val_macro_f1']:.3f}); registered {model_path.stem} "
-        f"version {version}"
-    )
-    return info

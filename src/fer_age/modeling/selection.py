@@ -103,6 +103,23 @@ def interpolate(start: list[np.ndarray], fitted: list[np.ndarray], alpha: float)
     ]
 
 
+SOUP_SEED_STEP = 1000  # a soup's runs: training seeds seed, seed + 1000, ... (apart from the study's seeds 42-44)
+
+
+def soup_seeds(seed: int, size: int) -> list[int]:
+    """The training seeds of a soup of ``size`` runs for training seed ``seed`` (``[seed]`` without a soup)."""
+    return [seed + SOUP_SEED_STEP * k for k in range(size)]
+
+
+def average_weights(runs: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """The uniform average of several runs' weights (a model soup, Wortsman et al. 2022); arrays that are not
+    floating point (counters) are the last run's."""
+    return [
+        np.mean(arrays, axis=0).astype(arrays[-1].dtype) if np.issubdtype(arrays[-1].dtype, np.floating) else arrays[-1]
+        for arrays in zip(*runs, strict=True)
+    ]
+
+
 def choose_interpolation(
     model,
     start: list[np.ndarray],

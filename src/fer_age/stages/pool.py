@@ -12,7 +12,7 @@ import json
 
 from fer_age.config import Config, ConfigError
 from fer_age.contracts import POOL_PREFIX, SPLITS, fresh_dir, pool_name, read_manifest, seed_models
-from fer_age.modeling.fitting import train_and_track
+from fer_age.modeling.training import train_and_track
 from fer_age.tracking.runs import connect
 
 

@@ -6,7 +6,7 @@ import argparse
 
 from fer_age.config import Config
 from fer_age.contracts import SPLITS, seed_history, seed_models
-from fer_age.modeling.fitting import train_and_track
+from fer_age.modeling.training import train_and_track
 
 
 def main(config: Config, args: argparse.Namespace) -> None:

@@ -1,0 +1,130 @@
+"""Fitting with real Keras runs on a small learnable split: a model soup averages runs that share one start, and
+the start is kept (and said) where validation prefers it."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from conftest import LABELS, tiny_params
+
+from fer_age.contracts import MANIFEST
+
+AGE_GROUPS = ["child", "adult", "older"]
+
+
+def learnable_split(root: Path) -> Path:
+    """A split folder of 32 px images whose class is the bright quadrant (train 32, valid 16 images)."""
+    rng = np.random.default_rng(0)
+    split_dir = root / "QUADRANTS"
+    split_dir.mkdir()
+    rows = []
+    for split, n in (("train", 32), ("valid", 16)):
+        y = np.arange(n) % len(LABELS)
+        x = rng.integers(0, 60, size=(n, 32, 32, 3)).astype(np.uint8)
+        for image, label in zip(x, y):
+            row, col = divmod(int(label), 2)
+            image[row * 16 : (row + 1) * 16, col * 16 : (col + 1) * 16] += 150
+        np.save(split_dir / f"X_{split}.npy", x)
+        np.save(split_dir / f"y_{split}.npy", y.astype(np.int64))
+        rows += [{"split": split, "age_group": "adult"}] * n
+    pd.DataFrame(rows).to_csv(split_dir / MANIFEST, index=False)
+    return split_dir
+
+
+def dense_run(x: np.ndarray, y: np.ndarray, start: list[np.ndarray], seed: int):
+    """A real Keras run from ``start``: a softmax layer fitted for 3 epochs, with its data in seed ``seed``'s order."""
+    import keras
+
+    from fer_age.modeling.fitting import Run
+    from fer_age.modeling.selection import argmax_macro_f1
+
+    model = keras.Sequential([keras.Input((x.shape[1],)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="categorical_crossentropy", metrics=[argmax_macro_f1(2)])
+    model.set_weights(start)
+
+    def validate() -> dict[str, float]:
+        return {f"val_{k}": float(v) for k, v in model.evaluate(x, np.eye(2)[y], verbose=0, return_dict=True).items()}
+
+    initial = validate()
+    order = np.random.default_rng(seed).permutation(len(y))
+    model.fit(x[order], np.eye(2)[y[order]], epochs=3, batch_size=8, shuffle=False, verbose=0)
+    return Run(
+        model, model, validate, lambda: model.predict(x, verbose=0).argmax(axis=1), y, start, initial, 3, validate(),
+        [], len(y), 2,
+    )  # fmt: skip
+
+
+def test_a_soup_is_the_average_of_its_runs_and_the_start_where_the_soup_scores_no_higher(tmp_path, monkeypatch):
+    """:func:`combine_runs` on two real runs from one start that is mostly right: the kept model is their weight
+    average (the soup, with its own validation scores); where the soup must beat the start by more than any model
+    can, the start itself is kept and said."""
+    import mlflow
+
+    from fer_age.loading import config_from_dict
+    from fer_age.modeling.fitting import combine_runs
+    from fer_age.modeling.hyperparameters import Hyperparameters
+
+    x = np.random.default_rng(0).normal(size=(48, 4)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    start = [np.array([[-1, 1], [0, 0], [0, 0], [0, 0]], "float32"), np.zeros(2, "float32")]  # the sign of x0
+    hp = dataclasses.replace(Hyperparameters.resolve(config_from_dict(tiny_params()), 42), soup=2, interpolation=())
+    first, second = dense_run(x, y, start, 42), dense_run(x, y, start, 1042)
+    runs = [first.model.get_weights(), second.model.get_weights()]
+    assert not np.allclose(runs[0][0], runs[1][0])  # another order of the data, other weights
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with mlflow.start_run():
+        result = combine_runs([first, second], hp)
+        soup = second.model.get_weights()
+        second.model.set_weights(runs[1])
+        kept = combine_runs([first, second], dataclasses.replace(hp, start_margin=1.0))  # no model gains 1.0
+
+    assert not result.kept_start and result.soup_epochs == [3, 3] and result.best_epoch == 3
+    for weights, a, b in zip(soup, *runs, strict=True):
+        np.testing.assert_allclose(weights, (a + b) / 2, atol=1e-7)
+    assert result.best_metrics["val_macro_f1"] > first.initial["val_macro_f1"]
+    assert kept.kept_start and kept.best_epoch == 0 and kept.best_metrics == first.initial
+    for weights, start_weights in zip(second.model.get_weights(), start, strict=True):
+        np.testing.assert_array_equal(weights, start_weights)
+
+
+def test_a_soups_runs_start_from_the_first_runs_weights(tmp_path, monkeypatch):
+    """``fit_run`` with a shared start: a second run of a randomly initialised model starts where the first did."""
+    import mlflow
+
+    from fer_age.loading import config_from_dict
+    from fer_age.modeling.fitting import fit_run
+    from fer_age.modeling.hyperparameters import Hyperparameters
+
+    hp = Hyperparameters.resolve(config_from_dict(tiny_params()), 42)
+    hp = dataclasses.replace(hp, epochs=1, augment=False, interpolation=())
+    splits = [learnable_split(tmp_path)]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with mlflow.start_run():
+        first = fit_run(hp, LABELS, splits, AGE_GROUPS)
+        second = fit_run(dataclasses.replace(hp, seed=1042), LABELS, splits, AGE_GROUPS, first.start)
+        alone = fit_run(dataclasses.replace(hp, seed=1042), LABELS, splits, AGE_GROUPS)
+    for shared, own in zip(first.start, second.start, strict=True):
+        np.testing.assert_array_equal(shared, own)
+    assert not all(np.array_equal(a, b) for a, b in zip(first.start, alone.start))  # seed 1042 alone: another start
+
+
+def test_each_soup_run_logs_its_epochs_in_a_nested_mlflow_run(tmp_path, monkeypatch):
+    import mlflow
+
+    from fer_age.tracking.runs import soup_run
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with mlflow.start_run() as parent:
+        for seed in (42, 1042):
+            with soup_run(seed, 2):
+                mlflow.log_metric("val_macro_f1", seed / 2000, step=1)
+        with soup_run(42, 1):  # no soup: the epochs go to the stage's own run
+            mlflow.log_metric("val_macro_f1", 0.5, step=1)
+    client = mlflow.MlflowClient()
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'", order_by=["start_time"]
+    )
+    assert [c.data.tags["soup_seed"] for c in children] == ["42", "1042"]
+    assert [c.data.metrics["val_macro_f1"] for c in children] == [0.021, 0.521]
+    assert client.get_run(parent.info.run_id).data.metrics["val_macro_f1"] == 0.5
