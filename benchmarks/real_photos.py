@@ -2,12 +2,14 @@
 
 Usage:
     python benchmarks/real_photos.py --data COPY_OF/real-photos/MUXDEV --labels Disgust Happy Neutral Surprise \\
-        [--seeds 42 43 44] [--work /tmp/fer-age-bench] [--variant NAME:key=value,key=value ...] [--flip-average]
+        [--seeds 42 43 44] [--training-seeds K] [--work /tmp/fer-age-bench] [--variant NAME:key=value,...] \
+        [--flip-average]
 
 Runs the pipeline's own commands in a scratch project (FOLDER is read, never written): crop once, then per
-seed a subject-disjoint split and one training per variant (``fer-age train``), and scores every model and
-the untrained FER2013 baseline on that seed's test split. Prints mean and spread over seeds of test
-accuracy and macro-F1, the training time, and writes ``results.json`` in the work folder.
+seed a subject-disjoint split and, per variant, K trainings on it (``fer-age train``; training seeds seed, seed +
+1000, ...; K = 1: the seed draws both), and scores every model and the untrained FER2013 baseline on that seed's
+test split. Prints per variant the mean and spread over all its models of test accuracy and macro-F1 (and, with
+K > 1, each split's mean), the training time, and writes ``results.json`` in the work folder.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, {key: yaml.safe_load(value) for key, value in pairs}
 
 
-def write_params(work: Path, labels: list[str], seed: int, settings: dict) -> None:
+def write_params(work: Path, labels: list[str], seed: int, settings: dict, training_seeds: int = 1) -> None:
+    """Params for one split seed: ``training_seeds`` trainings on it, the first with the split's own seed."""
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    params.update(seed=seed, seeds=[seed], labels=labels, img_size=48)  # the seed draws the split and the training
+    params.update(seed=seed, seeds=training_seed_list(seed, training_seeds), labels=labels, img_size=48)
     params["datasets"] = {"REAL": {"raw": "REAL", "age_group": "adult", "subject_pattern": SUBJECT_PATTERN}}
     params["sample"]["datasets"] = {}
     for key, value in settings.items():
@@ -51,6 +54,24 @@ def write_params(work: Path, labels: list[str], seed: int, settings: dict) -> No
             section = section[parent]
         section[leaf] = value
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def training_seed_list(seed: int, count: int) -> list[int]:
+    """The training seeds of one split seed: ``seed``, ``seed + 1000``, ... (a soup's run seeds, so that a soup of
+    ``count`` runs averages exactly these models)."""
+    return [seed + 1000 * k for k in range(count)]
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Mean and SD over all of a variant's models (every split and training seed), and each split's mean."""
+    f1 = np.array([r["macro_f1"] for r in runs])
+    splits = sorted({r["seed"] for r in runs})
+    return {
+        "accuracy": (np.mean([r["accuracy"] for r in runs]), np.std([r["accuracy"] for r in runs])),
+        "macro_f1": (f1.mean(), f1.std()),
+        "split_means": [float(np.mean([r["macro_f1"] for r in runs if r["seed"] == s])) for s in splits],
+        "values": f1.tolist(),
+    }
 
 
 def fer_age(work: Path, *args: str) -> str:
@@ -73,9 +94,12 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
     }
 
 
-def test_scores(work: Path, labels: list[str], flip_average: bool = False) -> tuple[dict, dict]:
-    """Scores of the trained model and of the FER2013 baseline on the current test split (``flip_average``: each
-    image's probabilities averaged with its mirror image's, for both, as ``evaluate.flip_average`` does)."""
+def test_scores(
+    work: Path, labels: list[str], flip_average: bool = False, seed: int | None = None
+) -> tuple[dict, dict]:
+    """Scores of the model of training seed ``seed`` (None: the first) and of the FER2013 baseline on the current test
+    split (``flip_average``: each image's probabilities averaged with its mirror image's, for both, as
+    ``evaluate.flip_average`` does)."""
     from fer_age.modeling.inference import (
         baseline_predictor,
         load_keras_model,
@@ -89,7 +113,7 @@ def test_scores(work: Path, labels: list[str], flip_average: bool = False) -> tu
     try:
         test = load_test_splits(["REAL"], Path("data/splits"))["REAL"]
         out = {}
-        trained = trained_models(["REAL"], yaml.safe_load(Path("params.yaml").read_text())["seeds"])[0]
+        trained = trained_models(["REAL"], [seed or yaml.safe_load(Path("params.yaml").read_text())["seeds"][0]])[0]
         for kind, predictor in (("trained", trained), ("baseline", baseline_predictor(labels, trained.info.img_size))):
             model = load_keras_model(predictor)
             info = predictor.info
@@ -104,7 +128,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="a folders-layout dataset (read only)")
     parser.add_argument("--labels", nargs="+", required=True)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44], help="split seeds")
+    parser.add_argument("--training-seeds", type=int, default=1, help="trainings per split and variant")
     parser.add_argument("--work", type=Path, default=Path("/tmp/fer-age-bench"))
     parser.add_argument("--variant", action="append", default=[], help="NAME:key=value,... (params keys)")
     parser.add_argument("--flip-average", action="store_true", help="score models and baseline with flips")
@@ -121,27 +146,34 @@ def main() -> None:
     rows: dict[str, list[dict]] = {"off-the-shelf FER2013 (no training)": []}
     for seed in args.seeds:
         for name, settings in variants.items():
-            write_params(work, args.labels, seed, settings)
+            write_params(work, args.labels, seed, settings, args.training_seeds)
             fer_age(work, "split", "REAL")  # the same subjects per seed; arrays at the variant's img_size
-            started = time.perf_counter()
-            log = fer_age(work, "train", "REAL").strip().splitlines()[-1]
-            seconds = time.perf_counter() - started
-            trained, baseline = test_scores(work, args.labels, args.flip_average)
-            rows.setdefault(name, []).append({**trained, "seed": seed, "seconds": seconds, "log": log})
-            print(
-                f"seed {seed} | {name}: accuracy {trained['accuracy']:.3f}, macro-F1 {trained['macro_f1']:.3f} "
-                f"({seconds:.0f} s) | baseline macro-F1 {baseline['macro_f1']:.3f} | {log}",
-                flush=True,
-            )
+            for training_seed in training_seed_list(seed, args.training_seeds):
+                started = time.perf_counter()
+                log = fer_age(work, "train", "REAL", "--seed", str(training_seed)).strip().splitlines()[-1]
+                seconds = time.perf_counter() - started
+                trained, baseline = test_scores(work, args.labels, args.flip_average, training_seed)
+                rows.setdefault(name, []).append(
+                    {**trained, "seed": seed, "training_seed": training_seed, "seconds": seconds, "log": log}
+                )
+                print(
+                    f"seed {seed}, training seed {training_seed} | {name}: accuracy {trained['accuracy']:.3f}, "
+                    f"macro-F1 {trained['macro_f1']:.3f} ({seconds:.0f} s) | baseline macro-F1 "
+                    f"{baseline['macro_f1']:.3f} | {log}",
+                    flush=True,
+                )
         rows["off-the-shelf FER2013 (no training)"].append({**baseline, "seed": seed, "seconds": 0.0})
-    print(f"\n| model | test accuracy | test macro-F1 | train s | per seed macro-F1 (n = {baseline['n']}) |")
+    print(f"\n| model | test accuracy | test macro-F1 | train s | per model; per split (n = {baseline['n']}) |")
     print("|---|---|---|---|---|")
     for name, runs in rows.items():
-        acc, f1 = np.array([r["accuracy"] for r in runs]), np.array([r["macro_f1"] for r in runs])
-        seconds = np.mean([r["seconds"] for r in runs])
+        summary = summarise(runs)
+        (acc, acc_sd), (f1, f1_sd) = summary["accuracy"], summary["macro_f1"]
+        per_split = " / ".join(f"{v:.3f}" for v in summary["split_means"]) if args.training_seeds > 1 else ""
         print(
-            f"| {name} | {acc.mean():.3f} ± {acc.std():.3f} | {f1.mean():.3f} ± {f1.std():.3f} | {seconds:.0f} | "
-            f"{' / '.join(f'{v:.3f}' for v in f1)} |"
+            f"| {name} | {acc:.3f} ± {acc_sd:.3f} | {f1:.3f} ± {f1_sd:.3f} | "
+            f"{np.mean([r['seconds'] for r in runs]):.0f} | {' / '.join(f'{v:.3f}' for v in summary['values'])}"
+            + (f"; {per_split}" if per_split else "")
+            + " |"
         )
     (work / "results.json").write_text(json.dumps(rows, indent=2))
 

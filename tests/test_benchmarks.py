@@ -2,6 +2,7 @@
 
 import sys
 
+import numpy as np
 import pytest
 from conftest import REPO
 
@@ -101,3 +102,22 @@ def test_pooled_methods_table_reads_each_models_row_and_takes_worst_group_and_ga
     assert scores[pooled_methods.BASELINE] == pytest.approx({"young": 0.6, "older": 0.7})
     row = pooled_methods.summary_row("pooled", [{"young": 0.9, "older": 0.8}, {"young": 0.7, "older": 0.6}])
     assert row == "| pooled | 0.800 ± 0.100 (0.900 / 0.700) | 0.700 ± 0.100 (0.800 / 0.600) | 0.700 | 0.100 |"
+
+
+def test_real_photos_trains_several_seeds_per_split_and_summarises_over_all_models(tmp_path):
+    import real_photos
+    import yaml
+
+    from fer_age.modeling.selection import soup_seeds
+
+    assert real_photos.training_seed_list(43, 3) == [43, 1043, 2043] == soup_seeds(43, 3)  # a soup of 3: these
+    real_photos.write_params(tmp_path, ["Happy", "Neutral"], 43, {"train.soup": 2}, training_seeds=3)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert (params["seed"], params["seeds"], params["train"]["soup"]) == (43, [43, 1043, 2043], 2)
+    runs = [
+        {"seed": seed, "accuracy": f1, "macro_f1": f1}
+        for seed, f1 in ((42, 0.8), (42, 0.6), (43, 0.9), (43, 0.9), (44, 0.5), (44, 0.7))
+    ]
+    summary = real_photos.summarise(runs)
+    assert summary["macro_f1"] == pytest.approx((0.733333, np.std([0.8, 0.6, 0.9, 0.9, 0.5, 0.7])), abs=1e-6)
+    assert summary["split_means"] == pytest.approx([0.7, 0.9, 0.6])  # each split seed's mean, in seed order
