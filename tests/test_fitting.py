@@ -88,25 +88,33 @@ def test_a_soup_is_the_average_of_its_runs_and_the_start_where_the_soup_scores_n
         np.testing.assert_array_equal(weights, start_weights)
 
 
-def test_a_soups_runs_start_from_the_first_runs_weights(tmp_path, monkeypatch):
-    """``fit_run`` with a shared start: a second run of a randomly initialised model starts where the first did."""
+def test_a_soups_later_runs_start_from_the_weights_they_are_given(tmp_path, monkeypatch):
+    """``fit_run`` with a shared start (a soup's first run's weights): the run starts from those weights, not from
+    where its own seed would put a randomly initialised model."""
+    import keras
     import mlflow
+    from conftest import tiny_params
 
     from fer_age.loading import config_from_dict
     from fer_age.modeling.fitting import fit_run
     from fer_age.modeling.hyperparameters import Hyperparameters
+    from fer_age.modeling.models import build_model
 
-    hp = Hyperparameters.resolve(config_from_dict(tiny_params()), 42)
+    hp = Hyperparameters.resolve(config_from_dict(tiny_params()), 1042)
     hp = dataclasses.replace(hp, epochs=1, augment=False, interpolation=())
-    splits = [learnable_split(tmp_path)]
+
+    def initialised(seed: int) -> list[np.ndarray]:
+        keras.utils.set_random_seed(seed)
+        args = (hp.spec, hp.head, hp.img_size, LABELS, hp.weights, hp.fine_tune_layers, hp.freeze_batchnorm)
+        return build_model(*args).get_weights()
+
+    shared, own = initialised(42), initialised(1042)
+    assert not all(np.array_equal(a, b) for a, b in zip(shared, own))  # the seeds start apart
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     with mlflow.start_run():
-        first = fit_run(hp, LABELS, splits, AGE_GROUPS)
-        second = fit_run(dataclasses.replace(hp, seed=1042), LABELS, splits, AGE_GROUPS, first.start)
-        alone = fit_run(dataclasses.replace(hp, seed=1042), LABELS, splits, AGE_GROUPS)
-    for shared, own in zip(first.start, second.start, strict=True):
-        np.testing.assert_array_equal(shared, own)
-    assert not all(np.array_equal(a, b) for a, b in zip(first.start, alone.start))  # seed 1042 alone: another start
+        run = fit_run(hp, LABELS, [learnable_split(tmp_path)], AGE_GROUPS, shared)
+    for started, expected in zip(run.start, shared, strict=True):
+        np.testing.assert_array_equal(started, expected)
 
 
 def test_each_soup_run_logs_its_epochs_in_a_nested_mlflow_run(tmp_path, monkeypatch):
