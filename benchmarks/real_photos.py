@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/real_photos.py --data COPY_OF/real-photos/MUXDEV --labels Disgust Happy Neutral Surprise \\
-        [--seeds 42 43 44] [--training-seeds K] [--work /tmp/fer-age-bench] [--variant NAME:key=value,...] \
+        [--seeds 42 43 44] [--training-seeds K] [--work /tmp/fer-age-bench] [--variant NAME:key=value,...] \\
         [--flip-average]
 
 Runs the pipeline's own commands in a scratch project (FOLDER is read, never written): crop once, then per
@@ -26,6 +26,8 @@ import numpy as np
 import yaml
 from sklearn.metrics import accuracy_score, f1_score
 
+from fer_age.modeling.selection import soup_seeds
+
 SUBJECT_PATTERN = r"^(.+?)_\d+\."  # the photo's subject in the real-photos folders: its name up to _<number>.
 DEFAULT_VARIANTS = {
     "minixception fine-tuned from fer2013": {"model": "minixception", "head": "default", "train.weights": "fer2013"},
@@ -42,9 +44,10 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 
 def write_params(work: Path, labels: list[str], seed: int, settings: dict, training_seeds: int = 1) -> None:
-    """Params for one split seed: ``training_seeds`` trainings on it, the first with the split's own seed."""
+    """Params for one split seed: ``training_seeds`` trainings on it, the first with the split's own seed (the seeds
+    of a soup of that many runs, so that such a soup averages exactly these models)."""
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    params.update(seed=seed, seeds=training_seed_list(seed, training_seeds), labels=labels, img_size=48)
+    params.update(seed=seed, seeds=soup_seeds(seed, training_seeds), labels=labels, img_size=48)
     params["datasets"] = {"REAL": {"raw": "REAL", "age_group": "adult", "subject_pattern": SUBJECT_PATTERN}}
     params["sample"]["datasets"] = {}
     for key, value in settings.items():
@@ -54,12 +57,6 @@ def write_params(work: Path, labels: list[str], seed: int, settings: dict, train
             section = section[parent]
         section[leaf] = value
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def training_seed_list(seed: int, count: int) -> list[int]:
-    """The training seeds of one split seed: ``seed``, ``seed + 1000``, ... (a soup's run seeds, so that a soup of
-    ``count`` runs averages exactly these models)."""
-    return [seed + 1000 * k for k in range(count)]
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -113,7 +110,9 @@ def test_scores(
     try:
         test = load_test_splits(["REAL"], Path("data/splits"))["REAL"]
         out = {}
-        trained = trained_models(["REAL"], [seed or yaml.safe_load(Path("params.yaml").read_text())["seeds"][0]])[0]
+        if seed is None:
+            seed = yaml.safe_load(Path("params.yaml").read_text())["seeds"][0]
+        trained = trained_models(["REAL"], [seed])[0]
         for kind, predictor in (("trained", trained), ("baseline", baseline_predictor(labels, trained.info.img_size))):
             model = load_keras_model(predictor)
             info = predictor.info
@@ -148,7 +147,7 @@ def main() -> None:
         for name, settings in variants.items():
             write_params(work, args.labels, seed, settings, args.training_seeds)
             fer_age(work, "split", "REAL")  # the same subjects per seed; arrays at the variant's img_size
-            for training_seed in training_seed_list(seed, args.training_seeds):
+            for training_seed in soup_seeds(seed, args.training_seeds):
                 started = time.perf_counter()
                 log = fer_age(work, "train", "REAL", "--seed", str(training_seed)).strip().splitlines()[-1]
                 seconds = time.perf_counter() - started
