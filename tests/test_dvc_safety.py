@@ -124,6 +124,7 @@ def _statuses(project: Path) -> dict[str, str]:
     return dict(zip(report["source"], report["status"]))
 
 
+@pytest.mark.e2e  # a real dvc repro of the crop stage (about 35 s)
 def test_raw_entries_dvc_cannot_hash_get_their_rows_under_plain_dvc_repro(project):
     params = tiny_params()
     params["datasets"]["ODD"] = {"raw": "ODD", "age_group": "adult", "subject_pattern": r"_(s\d+)_"}
