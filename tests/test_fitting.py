@@ -51,7 +51,7 @@ def dense_run(x: np.ndarray, y: np.ndarray, start: list[np.ndarray], seed: int):
     model.fit(x[order], np.eye(2)[y[order]], epochs=3, batch_size=8, shuffle=False, verbose=0)
     return Run(
         model, model, validate, lambda: model.predict(x, verbose=0).argmax(axis=1), y, start, initial, 3, validate(),
-        [], len(y), 2,
+        [], len(y), 2, seed,
     )  # fmt: skip
 
 
@@ -83,6 +83,39 @@ def test_a_soup_is_the_average_of_its_runs_and_the_start_where_the_soup_scores_n
     assert kept.kept_start and kept.best_epoch == 0 and kept.best_metrics == first.initial
     for weights, start_weights in zip(second.model.get_weights(), start, strict=True):
         np.testing.assert_array_equal(weights, start_weights)
+
+
+def test_a_greedy_soup_leaves_out_a_run_that_would_lower_its_validation_score():
+    """Two real runs that learned and one whose weights point the other way: the greedy soup keeps the average of
+    runs that score no lower together, never the harmful one, and scores at least as well as its best run on
+    validation, where the uniform average of all three scores lower."""
+    from fer_age.loading import config_from_dict
+    from fer_age.modeling.fitting import combine_runs
+    from fer_age.modeling.hyperparameters import Hyperparameters
+    from fer_age.modeling.selection import average_weights
+
+    x = np.random.default_rng(0).normal(size=(48, 4)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    start = [np.array([[-1, 1], [0, 0], [0, 0], [0, 0]], "float32"), np.zeros(2, "float32")]
+    hp = dataclasses.replace(Hyperparameters.resolve(config_from_dict(tiny_params()), 42), soup=3, interpolation=())
+    runs = [dense_run(x, y, start, seed) for seed in (42, 1042, 2042)]
+    harmful = runs[1]
+    harmful.model.set_weights([-3 * w for w in harmful.model.get_weights()])  # the average with it points away
+    harmful.best = harmful.validate()
+    weights = {r.seed: r.model.get_weights() for r in runs}
+    vessel = runs[-1]
+    vessel.model.set_weights(average_weights(list(weights.values())))
+    uniform = vessel.validate()["val_macro_f1"]
+    vessel.model.set_weights(weights[vessel.seed])  # each run holds its own weights again
+
+    result = combine_runs(runs, hp)
+
+    assert 1042 not in result.soup_seeds and 42 in result.soup_seeds and result.soup_epochs == [3, 3, 3]
+    expected = average_weights([weights[seed] for seed in result.soup_seeds])
+    for kept, average in zip(vessel.model.get_weights(), expected, strict=True):
+        np.testing.assert_allclose(kept, average, atol=1e-7)
+    best_run = max(r.best["val_macro_f1"] for r in runs)
+    assert result.best_metrics["val_macro_f1"] >= best_run > uniform
 
 
 def test_a_soups_later_runs_start_from_the_weights_they_are_given(tmp_path, monkeypatch):

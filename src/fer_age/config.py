@@ -191,7 +191,7 @@ class TrainConfig(Section):
     l2_sp: float = 0.0  # L2-SP: penalty on the squared distance from the pretrained weights
     start_margin: float = 0.0  # validation gain over the starting classifier needed to keep anything else
     ema_epochs: float = 0.0  # weights averaged (EMA) over about this many epochs of steps; 0 = off
-    soup: int | None = None  # runs from one start whose weights are averaged; null: the model's default (1 = off)
+    soup: int | None = None  # runs from one start, the helpful ones averaged; null: the model's default (1 = off)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ class Hyperparameters:
     l2_sp: float  # 0 unless the model starts from pretrained weights
     start_margin: float  # 0 unless the model starts as a trained classifier of the study's labels
     ema_epochs: float  # weights averaged over about this many epochs (0 = off)
-    soup: int  # runs from one start whose weights are averaged (1 = a single run)
+    soup: int  # runs from one start, those that help on validation averaged (1 = a single run)
     method: str  # erm | balanced | groupdro (pooled models: pool.method)
     dro_step: float  # GroupDRO's step size for the group weights
     early_stopping_patience: int

@@ -92,7 +92,12 @@ def train_and_track(
         best_metrics = {f"best_{k}": v for k, v in result.best_metrics.items()}
         mlflow.log_metrics({"best_epoch": result.best_epoch, "interpolation_alpha": result.alpha, **best_metrics})
         if result.soup_epochs:
-            mlflow.set_tag("soup_epochs", ",".join(map(str, result.soup_epochs)))
+            mlflow.set_tags(
+                {
+                    "soup_epochs": ",".join(map(str, result.soup_epochs)),
+                    "soup_seeds": ",".join(map(str, result.soup_seeds)),
+                }
+            )
         mlflow.log_artifact(str(figure), "figures")
         log_split_inputs(split_dirs, {"train": "training", "valid": "validation"})
         version = log_model(
@@ -106,7 +111,11 @@ def train_and_track(
         summary = (
             f"{spec.display_name} {hp.head} ({hp.weights} weights) trained on {', '.join(datasets)} ({age_group}), "
             f"seed {seed}; kept "
-            + (f"a soup of {hp.soup} runs" if result.soup_epochs else f"epoch {result.best_epoch}")
+            + (
+                f"a soup of {len(result.soup_seeds)} of {hp.soup} runs"
+                if result.soup_epochs
+                else f"epoch {result.best_epoch}"
+            )
             + f", {hp.monitor} {score:.3f}"
             + (f"; degenerate: {reason}" if reason else "")
             + "."
@@ -121,8 +130,10 @@ def train_and_track(
             }
         )
     best = result.best_metrics
-    soup = ", ".join(map(str, result.soup_epochs))
-    kept = f"a soup of {hp.soup} runs (their epochs {soup})" if result.soup_epochs else f"epoch {result.best_epoch}"
+    kept = f"epoch {result.best_epoch}"
+    if result.soup_epochs:
+        epochs, seeds = (", ".join(map(str, values)) for values in (result.soup_epochs, result.soup_seeds))
+        kept = f"a soup of {len(result.soup_seeds)} of {hp.soup} runs (seeds {seeds}; the runs' epochs {epochs})"
     kept += f", interpolated {result.alpha:g} of the way from the start" if result.alpha < 1 else ""
     if kept_start:
         kept = (

@@ -280,10 +280,6 @@ def tracked_run(experiment_id: str, run_name: str, tags: dict[str, str]) -> Iter
         signal.signal(signal.SIGTERM, previous)
 
 
-if __name__ == "__main__":  # the watcher started by guard_run
-    _watch(sys.argv[1], int(sys.argv[2]))
-
-
 @contextlib.contextmanager
 def soup_run(seed: int, size: int) -> Iterator:
     """A nested MLflow run for one run of a model soup (``size`` > 1), holding its epochs; nothing without a soup."""
@@ -294,3 +290,7 @@ def soup_run(seed: int, size: int) -> Iterator:
         return
     with mlflow.start_run(run_name=f"soup run · seed {seed}", nested=True, tags={"soup_seed": str(seed)}) as run:
         yield run
+
+
+if __name__ == "__main__":  # the watcher started by guard_run
+    _watch(sys.argv[1], int(sys.argv[2]))
