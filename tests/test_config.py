@@ -69,6 +69,7 @@ def _dataset(**entry) -> dict:
         (_with("pool", selection="best"), "'pool.selection'"),
         (_with("train", ema_epochs=-1), "'train.ema_epochs'"),
         (_with("train", soup=0), "'train.soup' is 0"),
+        (_with("train", soup_recipe="mean"), "'train.soup_recipe' is 'mean'; choose one of greedy, uniform"),
         (_with("train", interpolation=[0.5, 1.5]), "'train.interpolation[1]' is 1.5"),
         (_with("train", interpolation=0.5), "'train.interpolation' must be a list"),
         (_with("crop", max_pixels=10), "'crop.max_pixels'"),

@@ -85,12 +85,12 @@ def test_a_soup_is_the_average_of_its_runs_and_the_start_where_the_soup_scores_n
         np.testing.assert_array_equal(weights, start_weights)
 
 
-def test_a_greedy_soup_leaves_out_a_run_that_would_lower_its_validation_score():
+def test_a_greedy_soup_leaves_out_a_run_that_would_lower_its_validation_score_and_a_uniform_one_does_not():
     """Two real runs that learned and one whose weights point the other way: the greedy soup keeps the average of
     runs that score no lower together, never the harmful one, and scores at least as well as its best run on
-    validation, where the uniform average of all three scores lower."""
+    validation; the uniform soup (``train.soup_recipe: uniform``) averages all three and scores lower."""
     from fer_age.loading import config_from_dict
-    from fer_age.modeling.fitting import combine_runs
+    from fer_age.modeling.fitting import combine_runs, soup_runs
     from fer_age.modeling.hyperparameters import Hyperparameters
     from fer_age.modeling.selection import average_weights
 
@@ -98,24 +98,27 @@ def test_a_greedy_soup_leaves_out_a_run_that_would_lower_its_validation_score():
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
     start = [np.array([[-1, 1], [0, 0], [0, 0], [0, 0]], "float32"), np.zeros(2, "float32")]
     hp = dataclasses.replace(Hyperparameters.resolve(config_from_dict(tiny_params()), 42), soup=3, interpolation=())
+    assert hp.soup_recipe == "greedy"  # the default
     runs = [dense_run(x, y, start, seed) for seed in (42, 1042, 2042)]
-    harmful = runs[1]
+    harmful, vessel = runs[1], runs[-1]
     harmful.model.set_weights([-3 * w for w in harmful.model.get_weights()])  # the average with it points away
     harmful.best = harmful.validate()
     weights = {r.seed: r.model.get_weights() for r in runs}
-    vessel = runs[-1]
-    vessel.model.set_weights(average_weights(list(weights.values())))
-    uniform = vessel.validate()["val_macro_f1"]
-    vessel.model.set_weights(weights[vessel.seed])  # each run holds its own weights again
 
-    result = combine_runs(runs, hp)
+    greedy = combine_runs(runs, hp)
+    greedy_weights = vessel.model.get_weights()
+    vessel.model.set_weights(weights[vessel.seed])  # the vessel holds its own run again
+    uniform = soup_runs(runs, dataclasses.replace(hp, soup_recipe="uniform"))
+    uniform_weights, uniform_score = vessel.model.get_weights(), vessel.validate()["val_macro_f1"]
 
-    assert 1042 not in result.soup_seeds and 42 in result.soup_seeds and result.soup_epochs == [3, 3, 3]
-    expected = average_weights([weights[seed] for seed in result.soup_seeds])
-    for kept, average in zip(vessel.model.get_weights(), expected, strict=True):
+    assert 1042 not in greedy.soup_seeds and 42 in greedy.soup_seeds and greedy.soup_epochs == [3, 3, 3]
+    for kept, average in zip(greedy_weights, average_weights([weights[s] for s in greedy.soup_seeds]), strict=True):
         np.testing.assert_allclose(kept, average, atol=1e-7)
     best_run = max(r.best["val_macro_f1"] for r in runs)
-    assert result.best_metrics["val_macro_f1"] >= best_run > uniform
+    assert greedy.best_metrics["val_macro_f1"] >= best_run > uniform_score
+    assert uniform == runs
+    for kept, average in zip(uniform_weights, average_weights(list(weights.values())), strict=True):
+        np.testing.assert_allclose(kept, average, atol=1e-7)
 
 
 def test_a_soups_later_runs_start_from_the_weights_they_are_given(tmp_path, monkeypatch):

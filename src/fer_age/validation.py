@@ -17,6 +17,7 @@ from fer_age.config import (
     MONITORS,
     POOL_SELECTIONS,
     POOLS,
+    SOUP_RECIPES,
     Config,
     ConfigError,
     DatasetConfig,
@@ -244,6 +245,8 @@ def validate(c: Config) -> None:
     for i, alpha in enumerate(t.interpolation):
         _in_range(alpha, 0, 1, f"train.interpolation[{i}]")
     _check(t.monitor in MONITORS, f"'train.monitor' is '{t.monitor}'; choose one of {', '.join(MONITORS)}")
+    recipes = ", ".join(SOUP_RECIPES)
+    _check(t.soup_recipe in SOUP_RECIPES, f"'train.soup_recipe' is '{t.soup_recipe}'; choose one of {recipes}")
     _check(c.pool.models in POOLS, f"'pool.models' is '{c.pool.models}'; choose one of {', '.join(POOLS)}")
     methods = ("erm", "balanced", "groupdro")
     _check(c.pool.method in methods, f"'pool.method' is '{c.pool.method}'; choose one of {', '.join(methods)}")

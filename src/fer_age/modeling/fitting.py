@@ -51,7 +51,7 @@ class FitResult:
     y_pred: np.ndarray
     kept_start: bool  # the starting model itself was kept: no training step (or soup) beat it on validation
     soup_epochs: list[int]  # each soup run's kept epoch ([] without a soup)
-    soup_seeds: list[int]  # the training seeds of the runs the greedy soup kept ([] without a soup)
+    soup_seeds: list[int]  # the training seeds of the runs in the soup ([] without a soup)
 
 
 @dataclass
@@ -151,9 +151,9 @@ def fit_run(
 
 
 def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_groups: list[str]) -> FitResult:
-    """Fine-tune ``hp.soup`` runs from one start (a single run without a soup) and average the weights of those
-    that help on validation (a greedy model soup, Wortsman et al. 2022); then blend with the start as validation
-    says (WiSE-FT). The start itself is kept where nothing beats it on validation."""
+    """Fine-tune ``hp.soup`` runs from one start (a single run without a soup) and average their weights, those that
+    help on validation or all (a greedy or uniform model soup, Wortsman et al. 2022); then blend with the start as
+    validation says (WiSE-FT). The start itself is kept where nothing beats it on validation."""
     from fer_age.tracking.runs import soup_run
 
     runs: list[Run] = []
@@ -164,33 +164,37 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_grou
     return combine_runs(runs, hp)
 
 
-def greedy_soup(runs: list[Run], hp: Hyperparameters) -> list[Run]:
-    """The runs of a greedy soup (Wortsman et al. 2022), whose average the last run's model then holds: the run that
-    scores highest on validation, then each other run in order of its score, added where the average with it
-    scores no lower than without it."""
+def soup_runs(runs: list[Run], hp: Hyperparameters) -> list[Run]:
+    """The runs a model soup averages (Wortsman et al. 2022), whose average the last run's model then holds.
+
+    ``uniform``: every run. ``greedy``: the run that scores highest on validation, then each other run in order of
+    its score, added where the average with it scores no lower than without it.
+    """
     vessel, n_classes = runs[-1], runs[-1].n_classes
     weights = {r.seed: r.model.get_weights() for r in runs}  # each run's best epoch, before the vessel is reused
-    ranked = sorted(runs, key=lambda r: selection_key(r.best, hp.monitor, n_classes), reverse=True)  # ties: seed order
-    soup, soup_metrics = ranked[:1], ranked[0].best
-    for run in ranked[1:]:
-        vessel.model.set_weights(average_weights([weights[r.seed] for r in [*soup, run]]))
-        scores = vessel.validate()
-        if not is_better(soup_metrics, scores, hp.monitor, n_classes):
-            soup, soup_metrics = [*soup, run], scores
+    soup = runs
+    if hp.soup_recipe == "greedy":
+        ranked = sorted(runs, key=lambda r: selection_key(r.best, hp.monitor, n_classes), reverse=True)  # ties: seeds
+        soup, soup_metrics = ranked[:1], ranked[0].best
+        for run in ranked[1:]:
+            vessel.model.set_weights(average_weights([weights[r.seed] for r in [*soup, run]]))
+            scores = vessel.validate()
+            if not is_better(soup_metrics, scores, hp.monitor, n_classes):
+                soup, soup_metrics = [*soup, run], scores
     vessel.model.set_weights(average_weights([weights[r.seed] for r in soup]))
     return soup
 
 
 def combine_runs(runs: list[Run], hp: Hyperparameters) -> FitResult:
-    """The model kept from a fit's runs: the single run's best epoch, or the greedy soup of the runs where it beats
-    the start on validation (else the start); then its best blend with the start (WiSE-FT)."""
+    """The model kept from a fit's runs: the single run's best epoch, or their soup (``train.soup_recipe``) where it
+    beats the start on validation (else the start); then its best blend with the start (WiSE-FT)."""
     import mlflow
 
     run = runs[-1]  # its model holds the result
     n_classes, soup = run.n_classes, len(runs) > 1
     fitted, moved, kept_runs = run.best, run.best_epoch > 0, runs
     if soup:
-        kept_runs = greedy_soup(runs, hp)
+        kept_runs = soup_runs(runs, hp)
         fitted = run.validate()
         moved = is_kept(fitted, run.initial, run.initial, hp.monitor, n_classes, hp.start_margin)
         if not moved:

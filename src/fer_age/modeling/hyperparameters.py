@@ -37,7 +37,8 @@ class Hyperparameters:
     l2_sp: float  # 0 unless the model starts from pretrained weights
     start_margin: float  # 0 unless the model starts as a trained classifier of the study's labels
     ema_epochs: float  # weights averaged over about this many epochs (0 = off)
-    soup: int  # runs from one start, those that help on validation averaged (1 = a single run)
+    soup: int  # runs from one start averaged into one model (1 = a single run)
+    soup_recipe: str  # greedy | uniform
     method: str  # erm | balanced | groupdro (pooled models: pool.method)
     dro_step: float  # GroupDRO's step size for the group weights
     early_stopping_patience: int
@@ -80,6 +81,7 @@ class Hyperparameters:
             start_margin=t.start_margin if starts_as_classifier else 0.0,
             ema_epochs=t.ema_epochs,
             soup=spec.soup if t.soup is None else t.soup,
+            soup_recipe=t.soup_recipe,
             method=method,
             dro_step=config.pool.dro_step if method == "groupdro" else 0.0,
             early_stopping_patience=t.early_stopping_patience,
