@@ -65,9 +65,10 @@ def test_hostile_params_in_the_file_never_reach_a_path_outside_the_project(tmp_p
 @pytest.mark.parametrize(
     "setting",
     [
-        f"+sample.datasets={{{HOSTILE}: child}}",  # Hydra's override grammar: '+' adds keys, unquoted
         f"datasets.SAMPLE-CHILD.raw={HOSTILE}",
-        f"+datasets={{{HOSTILE}: {{raw: SAMPLE-CHILD, age_group: child}}}}",
+        # the other ways in, each a real `dvc exp run` (8 s): with the e2e tests, in CI's second command
+        pytest.param(f"+sample.datasets={{{HOSTILE}: child}}", marks=pytest.mark.e2e),  # Hydra: '+' adds keys
+        pytest.param(f"+datasets={{{HOSTILE}: {{raw: SAMPLE-CHILD, age_group: child}}}}", marks=pytest.mark.e2e),
     ],
 )
 def test_hostile_values_set_by_dvc_exp_run_never_reach_a_path_outside_the_project(tmp_path, victim, setting):
@@ -77,6 +78,7 @@ def test_hostile_values_set_by_dvc_exp_run_never_reach_a_path_outside_the_projec
     assert _untouched(victim)
 
 
+@pytest.mark.e2e  # real dvc repro and stage list (11 s)
 def test_params_and_dvc_yaml_that_disagree_stop_the_stage_with_the_command_to_run(project):
     params = tiny_params()
     params["sample"]["datasets"]["SAMPLE-ADULT"] = "adult"

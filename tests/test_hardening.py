@@ -57,7 +57,14 @@ def test_stage_outputs_are_resolved_and_checked(tmp_path, monkeypatch):
     assert fresh_dir(Path("data/cropped"), "OK").is_dir()
 
 
-@pytest.mark.parametrize("key", ["X;touch INJECTED;echo", "X';touch INJECTED;echo '", "X$(touch INJECTED)"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "X;touch INJECTED;echo",
+        pytest.param("X';touch INJECTED;echo '", marks=pytest.mark.e2e),  # each a real dvc repro: with the e2e tests
+        pytest.param("X$(touch INJECTED)", marks=pytest.mark.e2e),
+    ],
+)
 def test_dvc_yaml_never_hands_a_params_value_to_the_shell(tmp_path, key):
     params = tiny_params()
     params["sample"]["datasets"] = {key: "child"}
