@@ -100,9 +100,11 @@ def test_a_greedy_soup_leaves_out_a_run_that_would_lower_its_validation_score_an
     hp = dataclasses.replace(Hyperparameters.resolve(config_from_dict(tiny_params()), 42), soup=3, interpolation=())
     assert hp.soup_recipe == "greedy"  # the default
     runs = [dense_run(x, y, start, seed) for seed in (42, 1042, 2042)]
-    harmful, vessel = runs[1], runs[-1]
+    harmful, vessel = runs[0], runs[-1]  # the stage seed's run: the soup's best run is another
     harmful.model.set_weights([-3 * w for w in harmful.model.get_weights()])  # the average with it points away
     harmful.best = harmful.validate()
+    for i, run in enumerate(runs):  # each run kept another epoch of a history of its own length
+        run.best_epoch, run.records = 2 + i, [{"epoch": e} for e in range(1, 4 + i)]
     weights = {r.seed: r.model.get_weights() for r in runs}
 
     greedy = combine_runs(runs, hp)
@@ -111,12 +113,15 @@ def test_a_greedy_soup_leaves_out_a_run_that_would_lower_its_validation_score_an
     uniform = soup_runs(runs, dataclasses.replace(hp, soup_recipe="uniform"))
     uniform_weights, uniform_score = vessel.model.get_weights(), vessel.validate()["val_macro_f1"]
 
-    assert 1042 not in greedy.soup_seeds and 42 in greedy.soup_seeds and greedy.soup_epochs == [3, 3, 3]
+    assert 42 not in greedy.soup_seeds and greedy.soup_seeds and greedy.soup_epochs == [2, 3, 4]
+    in_soup = [r for r in runs if r.seed in greedy.soup_seeds]
+    leading = next(r for r in in_soup if r.best["val_macro_f1"] == max(s.best["val_macro_f1"] for s in in_soup))
+    assert greedy.best_epoch == leading.best_epoch and len(greedy.history) == len(leading.records)  # its best run's
     for kept, average in zip(greedy_weights, average_weights([weights[s] for s in greedy.soup_seeds]), strict=True):
         np.testing.assert_allclose(kept, average, atol=1e-7)
     best_run = max(r.best["val_macro_f1"] for r in runs)
     assert greedy.best_metrics["val_macro_f1"] >= best_run > uniform_score
-    assert uniform == runs
+    assert sorted(r.seed for r in uniform[0]) == [42, 1042, 2042] and uniform[1]["val_macro_f1"] == uniform_score
     for kept, average in zip(uniform_weights, average_weights(list(weights.values())), strict=True):
         np.testing.assert_allclose(kept, average, atol=1e-7)
 
@@ -169,3 +174,21 @@ def test_each_soup_run_logs_its_epochs_in_a_nested_mlflow_run(tmp_path, monkeypa
     assert [c.data.tags["soup_seed"] for c in children] == ["42", "1042"]
     assert [c.data.metrics["val_macro_f1"] for c in children] == [0.021, 0.521]
     assert client.get_run(parent.info.run_id).data.metrics["val_macro_f1"] == 0.5
+
+
+def test_the_kept_model_is_said_as_its_epoch_its_soup_its_blend_or_the_start():
+    """The words the console and the registry's description use for what a fit kept."""
+    from fer_age.modeling.fitting import FitResult
+    from fer_age.modeling.training import kept_model
+
+    def result(**changes) -> FitResult:
+        fields = dict(best_epoch=4, alpha=1.0, kept_start=False, soup_epochs=[], soup_seeds=[])
+        return FitResult(None, best_metrics={}, history=None, n_train=0, n_valid=0, y_valid=None, y_pred=None,
+                         **{**fields, **changes})  # fmt: skip
+
+    assert kept_model(result(), 1) == "epoch 4"
+    assert kept_model(result(alpha=0.5), 1) == "epoch 4, interpolated 0.5 of the way from the start"
+    soup = kept_model(result(soup_epochs=[4, 6, 21], soup_seeds=[1042, 2042]), 3)
+    assert soup == "a soup of 2 of 3 runs (seeds 1042, 2042; the runs' epochs 4, 6, 21)"
+    start = kept_model(result(best_epoch=0, kept_start=True), 3)
+    assert start == "the starting model itself (no training step or soup beat it on validation)"

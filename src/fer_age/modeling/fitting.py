@@ -41,15 +41,15 @@ class FitResult:
     """A fitted model with the epoch kept and its validation metrics."""
 
     model: keras.Model  # the classifier, without the on-device input it was fitted behind
-    best_epoch: int  # 0 = the model before any training step (with a soup: the first run's, or 0 if none is kept)
+    best_epoch: int  # 0 = the start was kept; with a soup: the epoch of its best run on validation
     best_metrics: dict[str, float]
     alpha: float  # fraction of the fitted weights kept, against the starting ones (1 = the fitted model)
-    history: pd.DataFrame  # the first (with a soup: the stage seed's) run's epochs
+    history: pd.DataFrame  # the run's epochs (with a soup: those of its best run on validation)
     n_train: int
     n_valid: int
     y_valid: np.ndarray
     y_pred: np.ndarray
-    kept_start: bool  # the starting model itself was kept: no training step (or soup) beat it on validation
+    kept_start: bool  # the starting model itself was kept: no training step, soup or blend beat it on validation
     soup_epochs: list[int]  # each soup run's kept epoch ([] without a soup)
     soup_seeds: list[int]  # the training seeds of the runs in the soup ([] without a soup)
 
@@ -164,25 +164,27 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_grou
     return combine_runs(runs, hp)
 
 
-def soup_runs(runs: list[Run], hp: Hyperparameters) -> list[Run]:
-    """The runs a model soup averages (Wortsman et al. 2022), whose average the last run's model then holds.
+def soup_runs(runs: list[Run], hp: Hyperparameters) -> tuple[list[Run], dict[str, float]]:
+    """The runs a model soup averages (Wortsman et al. 2022), best on validation first, and the average's validation
+    scores; the last run's model then holds the average.
 
     ``uniform``: every run. ``greedy``: the run that scores highest on validation, then each other run in order of
     its score, added where the average with it scores no lower than without it.
     """
     vessel, n_classes = runs[-1], runs[-1].n_classes
     weights = {r.seed: r.model.get_weights() for r in runs}  # each run's best epoch, before the vessel is reused
-    soup = runs
-    if hp.soup_recipe == "greedy":
-        ranked = sorted(runs, key=lambda r: selection_key(r.best, hp.monitor, n_classes), reverse=True)  # ties: seeds
-        soup, soup_metrics = ranked[:1], ranked[0].best
-        for run in ranked[1:]:
-            vessel.model.set_weights(average_weights([weights[r.seed] for r in [*soup, run]]))
-            scores = vessel.validate()
-            if not is_better(soup_metrics, scores, hp.monitor, n_classes):
-                soup, soup_metrics = [*soup, run], scores
+    ranked = sorted(runs, key=lambda r: selection_key(r.best, hp.monitor, n_classes), reverse=True)  # ties: seeds
+    if hp.soup_recipe == "uniform":
+        vessel.model.set_weights(average_weights(list(weights.values())))
+        return ranked, vessel.validate()
+    soup, soup_metrics = ranked[:1], ranked[0].best
+    for run in ranked[1:]:
+        vessel.model.set_weights(average_weights([weights[r.seed] for r in [*soup, run]]))
+        scores = vessel.validate()
+        if not is_better(soup_metrics, scores, hp.monitor, n_classes):
+            soup, soup_metrics = [*soup, run], scores
     vessel.model.set_weights(average_weights([weights[r.seed] for r in soup]))
-    return soup
+    return soup, soup_metrics
 
 
 def combine_runs(runs: list[Run], hp: Hyperparameters) -> FitResult:
@@ -194,8 +196,7 @@ def combine_runs(runs: list[Run], hp: Hyperparameters) -> FitResult:
     n_classes, soup = run.n_classes, len(runs) > 1
     fitted, moved, kept_runs = run.best, run.best_epoch > 0, runs
     if soup:
-        kept_runs = soup_runs(runs, hp)
-        fitted = run.validate()
+        kept_runs, fitted = soup_runs(runs, hp)
         moved = is_kept(fitted, run.initial, run.initial, hp.monitor, n_classes, hp.start_margin)
         if not moved:
             run.model.set_weights(run.start)
@@ -213,17 +214,18 @@ def combine_runs(runs: list[Run], hp: Hyperparameters) -> FitResult:
     )
     for tried_alpha, score in tried.items():
         mlflow.log_metric(f"interpolated_{hp.monitor}", score, step=round(tried_alpha * 100))
+    leading = kept_runs[0]  # the single run, or the soup's best on validation
     return FitResult(
         run.classifier,
-        runs[0].best_epoch if moved else 0,
+        leading.best_epoch if moved and alpha > 0 else 0,
         best_metrics,
         alpha,
-        pd.DataFrame(runs[0].records),
+        pd.DataFrame(leading.records),
         run.n_train,
         len(run.y_valid),
         run.y_valid,
         run.predict_valid(),
-        not moved,
+        not moved or alpha == 0,
         [r.best_epoch for r in runs] if soup else [],
         sorted(r.seed for r in kept_runs) if soup else [],
     )

@@ -9,7 +9,7 @@ import numpy as np
 
 from fer_age.config import Config
 from fer_age.contracts import HISTORY_FIGURE, TrainingInfo, fresh_dir, read_manifest
-from fer_age.modeling.fitting import fit
+from fer_age.modeling.fitting import FitResult, fit
 from fer_age.modeling.hyperparameters import Hyperparameters
 from fer_age.modeling.objectives import age_group_label
 from fer_age.modeling.selection import degenerate_reason
@@ -93,10 +93,7 @@ def train_and_track(
         mlflow.log_metrics({"best_epoch": result.best_epoch, "interpolation_alpha": result.alpha, **best_metrics})
         if result.soup_epochs:
             mlflow.set_tags(
-                {
-                    "soup_epochs": ",".join(map(str, result.soup_epochs)),
-                    "soup_seeds": ",".join(map(str, result.soup_seeds)),
-                }
+                {"soup_epochs": _listed(result.soup_epochs, ","), "soup_seeds": _listed(result.soup_seeds, ",")}
             )
         mlflow.log_artifact(str(figure), "figures")
         log_split_inputs(split_dirs, {"train": "training", "valid": "validation"})
@@ -106,44 +103,39 @@ def train_and_track(
             serving_config(info, config.crop.grayscale, config.crop.min_face),
             np.asarray(load_splits(split_dirs, "valid")[0][:2]),
         )
-        score = result.best_metrics[hp.monitor]
-        kept_start = result.kept_start or result.alpha == 0
+        score, kept = result.best_metrics[hp.monitor], kept_model(result, hp.soup)
         summary = (
             f"{spec.display_name} {hp.head} ({hp.weights} weights) trained on {', '.join(datasets)} ({age_group}), "
-            f"seed {seed}; kept "
-            + (
-                f"a soup of {len(result.soup_seeds)} of {hp.soup} runs"
-                if result.soup_epochs
-                else f"epoch {result.best_epoch}"
-            )
-            + f", {hp.monitor} {score:.3f}"
-            + (f"; degenerate: {reason}" if reason else "")
-            + "."
+            f"seed {seed}; kept {kept}; {hp.monitor} {score:.3f}" + (f"; degenerate: {reason}" if reason else "") + "."
         )
         champion = describe_version(model_path.stem, version, summary, score, bool(reason), seed)
         mlflow.set_tags(
             {
                 "degenerate": reason or "false",
-                "kept_start": str(kept_start).lower(),
+                "kept_start": str(result.kept_start).lower(),
                 "model_sha256": file_digest(model_path),
                 "registered_model": f"{model_path.stem} version {version}" + (" (champion)" if champion else ""),
             }
         )
     best = result.best_metrics
-    kept = f"epoch {result.best_epoch}"
-    if result.soup_epochs:
-        epochs, seeds = (", ".join(map(str, values)) for values in (result.soup_epochs, result.soup_seeds))
-        kept = f"a soup of {len(result.soup_seeds)} of {hp.soup} runs (seeds {seeds}; the runs' epochs {epochs})"
-    kept += f", interpolated {result.alpha:g} of the way from the start" if result.alpha < 1 else ""
-    if kept_start:
-        kept = (
-            "the starting model itself (no training step"
-            + (" or soup" if hp.soup > 1 else "")
-            + " beat it on validation)"
-        )
     print(
         f"train {name}: {len(result.history)} epochs, kept {kept} (val accuracy "
         f"{best['val_accuracy']:.3f}, macro-F1 {best['val_macro_f1']:.3f}); registered {model_path.stem} "
         f"version {version}"
     )
     return info
+
+
+def kept_model(result: FitResult, soup: int) -> str:
+    """What a fit kept, in words: its epoch or its soup of ``soup`` runs, the blend with the start, or the start."""
+    if result.kept_start:
+        return f"the starting model itself (no training step{' or soup' if soup > 1 else ''} beat it on validation)"
+    kept = f"epoch {result.best_epoch}"
+    if result.soup_epochs:
+        seeds, epochs = _listed(result.soup_seeds, ", "), _listed(result.soup_epochs, ", ")
+        kept = f"a soup of {len(result.soup_seeds)} of {soup} runs (seeds {seeds}; the runs' epochs {epochs})"
+    return kept + (f", interpolated {result.alpha:g} of the way from the start" if result.alpha < 1 else "")
+
+
+def _listed(values: list[int], separator: str) -> str:
+    return separator.join(map(str, values))
