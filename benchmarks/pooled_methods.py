@@ -2,15 +2,16 @@
 
 Usage:
     python benchmarks/pooled_methods.py --data COPY_OF/real-photos/MUXAGEDEV --labels Happy Neutral \\
-        --group AGEDEV-YOUNG=young --group AGEDEV-OLDER=older [--seeds 42 43 44] [--work /tmp/fer-age-pooled] \\
-        [--method NAME:key=value,key=value ...]
+        --group AGEDEV-YOUNG=young --group AGEDEV-OLDER=older [--seeds 42 43 44] [--training-seeds K] \\
+        [--work /tmp/fer-age-pooled] [--method NAME:key=value,key=value ...]
 
 Runs the pipeline's own commands in a scratch study project (each FOLDER/<name> is read, never written): crop
 every group's folder once, then per seed (which also draws the subject-disjoint splits) a split and an own-group
-model per folder, one pooled model (``pool.models: all``) per method, and ``fer-age evaluate`` after each. Prints
-per method the mean and spread over seeds of test macro-F1 per age group, the worst group and the gap between
-groups, next to the own-group models and the off-the-shelf FER2013 model on the same test images; writes
-``results.json`` in the work folder.
+model per folder, one pooled model (``pool.models: all``) per method, and ``fer-age evaluate`` after each; with
+``--training-seeds K``, K of each (training seeds seed, seed + 1000, ...: other data orders, augmentations and
+dropout on the same split), scored as their mean. Prints per method the mean and spread over split seeds of test
+macro-F1 per age group, the worst group and the gap between groups, next to the own-group models and the
+off-the-shelf FER2013 model on the same test images; writes ``results.json`` in the work folder.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from real_photos import SUBJECT_PATTERN, fer_age, parse_variant, write_params
+
+from fer_age.modeling.selection import soup_seeds
 
 START = {"model": "minixception", "head": "default", "train.weights": "fer2013", "evaluate.baselines": ["fer2013"]}
 DEFAULT_METHODS = {
@@ -73,6 +76,7 @@ def main() -> None:
     parser.add_argument("--labels", nargs="+", required=True)
     parser.add_argument("--group", action="append", required=True, help="FOLDER=AGE_GROUP, one per dataset folder")
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
+    parser.add_argument("--training-seeds", type=int, default=1, help="models per split, group and method")
     parser.add_argument("--work", type=Path, default=Path("/tmp/fer-age-pooled"))
     parser.add_argument("--method", action="append", default=[], help="NAME:key=value,... (params keys)")
     args = parser.parse_args()
@@ -89,14 +93,18 @@ def main() -> None:
             print(fer_age(work, "crop", name).strip().splitlines()[-1], flush=True)
     rows: dict[str, list[dict[str, float]]] = {BASELINE: [], OWN: []}
     for seed in args.seeds:
-        write_params(work, args.labels, seed, study_settings(groups, {}))
+        training_seeds = [str(s) for s in soup_seeds(seed, args.training_seeds)]
+        write_params(work, args.labels, seed, study_settings(groups, {}), args.training_seeds)
         for name in groups:
             fer_age(work, "split", name)
-            print(f"seed {seed} | {fer_age(work, 'train', name).strip().splitlines()[-1]}", flush=True)
+            for training_seed in training_seeds:
+                log = fer_age(work, "train", name, "--seed", training_seed).strip().splitlines()[-1]
+                print(f"seed {seed}, training seed {training_seed} | {log}", flush=True)
         for method, settings in methods.items():
-            write_params(work, args.labels, seed, study_settings(groups, settings))
-            log = fer_age(work, "pool").strip().splitlines()[-1]
-            fer_age(work, "evaluate")
+            write_params(work, args.labels, seed, study_settings(groups, settings), args.training_seeds)
+            logs = [fer_age(work, "pool", "--seed", s).strip().splitlines()[-1] for s in training_seeds]
+            log = " | ".join(logs)
+            fer_age(work, "evaluate")  # every training seed's models; the cross-age table holds their means
             scores = group_scores(pd.read_csv(work / "results" / "cross_age_accuracy.csv"), groups)
             rows.setdefault(method, []).append(scores["pooled"])
             print(f"seed {seed} | {method}: {scores['pooled']} | {log}", flush=True)
