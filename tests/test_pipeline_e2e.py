@@ -156,6 +156,12 @@ def test_cross_age_tables_hold_per_image_groups_pooled_model_and_baseline(study)
     gaps = pd.read_csv(study / "results" / "age_gaps.csv")
     assert set(gaps["kind"]) == {"own_vs_other", "baseline", "mixed_age"}
     assert (gaps["comparisons"] == len(gaps) // 2).all() and (gaps["gap_ci_low"] <= gaps["gap_ci_high"]).all()
+    gains = pd.read_csv(study / "results" / "baseline_gains.csv")
+    pairs = set(zip(gains["train_age_group"], gains["test_age_group"]))
+    assert {("child", "child"), ("adult", "adult"), ("POOL-all", "older"), ("adult+older", "older")} <= pairs
+    assert ("child", "adult") not in pairs and (gains["baseline"] == "FER2013").all()
+    assert (gains["gain_ci_low"] <= gains["gain_ci_high"]).all() and set(gains["score"]) == {"accuracy", "macro_f1"}
+    assert "## Against the off-the-shelf model" in report
     recall = pd.read_csv(study / "results" / "recall_by_emotion.csv")
     assert set(recall["emotion"]) == {"Angry", "Fear", "Happy", "Sad"}
     assert (recall.loc[recall["train_age_group"] != "FER2013", "n_seeds"] == 2).all()
@@ -169,6 +175,11 @@ def test_dvc_metrics_and_plots(study):
     assert set(values["gap"]["child"]) == {"own", "other", "gap", "low", "high"}
     assert set(values["baseline"]["FER2013"]) == {"child", "adult", "older", "worst", "gap"}
     assert {"POOL-all", "adult+older"} <= set(values["mixed_age"])
+    assert set(values["baseline_gain"]["child"]) == {"child"} and set(values["baseline_gain"]["POOL-all"]) == {
+        "child",
+        "adult",
+        "older",
+    }
     plots = json.loads(run(["dvc", "plots", "show", "--json"], study).stdout)["data"]
     heatmap = plots["results/cross_age_accuracy.csv"][0]
     assert heatmap["type"] == "vega" and heatmap["content"]["spec"]["encoding"]["x"]["field"] == "test_age_group"

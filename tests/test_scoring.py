@@ -301,3 +301,72 @@ def test_no_gap_to_report_gives_an_empty_table_with_its_columns(predictions):
     assert gaps.empty and "kind" in gaps.columns
     assert metrics_dict(gaps, _cross_age(own_only), 1) == {"n_seeds": 1, "gap": {}}
     assert "No age group's models were tested" in report_markdown(_cross_age(own_only), gaps, ["x"], [], 0.95)
+
+
+def test_gains_over_the_baseline_are_paired_on_the_same_test_images_and_reported():
+    """A trained model against the off-the-shelf model on the same images: where they predict alike the gain and
+    its whole interval are 0 (paired draws; unpaired, 12 of 20 right would spread over +-0.3); where the trained
+    models (two seeds) fix 6 of the baseline's 8 errors the gain is +0.3 and clearly above 0. Images one side did
+    not predict (seen in training) are left out of both; mixed-age models are compared on every age group."""
+    from fer_age.results.gains import baseline_gain_table
+
+    baseline = _predictor("FER2013", "FER2013", baseline=True, seed=-1)
+    child = [_predictor("SAMPLE-CHILD", "child", seed=s) for s in (42, 43)]
+    adult, pooled = _predictor("SAMPLE-ADULT", "adult"), _predictor("POOL-all", "POOL-all")
+    true = [0, 1, 2, 3] * 5
+    right = np.array([True] * 12 + [False] * 8)
+    base_pred = np.where(right, true, (np.array(true) + 1) % 4)
+    fixed = np.where(np.arange(20) < 18, true, base_pred)  # the baseline's errors 12..17 fixed
+    frames = [
+        _frame(baseline, "SAMPLE-CHILD", "child", true, base_pred),
+        _frame(baseline, "SAMPLE-ADULT", "adult", true, base_pred),
+        *(_frame(m, "SAMPLE-CHILD", "child", true, fixed) for m in child),
+        _frame(adult, "SAMPLE-ADULT", "adult", true, base_pred).iloc[2:],  # images 0 and 1 seen in training
+        _frame(pooled, "SAMPLE-CHILD", "child", true, fixed),
+        _frame(pooled, "SAMPLE-ADULT", "adult", true, base_pred),
+    ]
+    predictions = pd.concat(frames, ignore_index=True)
+    gains = baseline_gain_table(predictions, AGE_GROUPS, 4, 500, 0.95, 0)
+    accuracy = gains[gains["score"] == "accuracy"].set_index(["train_age_group", "test_age_group"])
+    assert list(accuracy.index) == [
+        ("child", "child"),
+        ("adult", "adult"),
+        ("POOL-all", "child"),
+        ("POOL-all", "adult"),
+    ]
+    assert (accuracy["comparisons"] == 4).all() and (accuracy["baseline"] == "FER2013").all()
+    assert (
+        accuracy.loc[("child", "child"), "kind"] == "own_group"
+        and accuracy.loc[("POOL-all", "adult"), "kind"] == "mixed_age"
+    )
+
+    same = accuracy.loc[("adult", "adult")]
+    assert same.n_images == 18 and same.baseline_value == pytest.approx(10 / 18)  # on the 18 images both predicted
+    assert same.gain == same.gain_ci_low == same.gain_ci_high == 0 and same.verdict == "no clear difference"
+    better = accuracy.loc[("child", "child")]
+    assert (better.trained_value, better.baseline_value, better.gain) == pytest.approx((0.9, 0.6, 0.3))
+    assert 0 < better.gain_ci_low < 0.3 < better.gain_ci_high and better.verdict == "trained higher"
+    assert better.n_seeds == 2 and better.gain_sd == 0  # both seeds predict alike
+
+    metrics = metrics_dict(gap_table(predictions, AGE_GROUPS, 4, 100, 0.95, 0), _cross_age(predictions), 2, gains)
+    assert metrics["baseline_gain"]["child"]["child"]["gain"] == 0.3
+    assert metrics["baseline_gain"]["POOL-all"]["adult"] == {"gain": 0.0, "low": 0.0, "high": 0.0}
+    report = report_markdown(
+        _cross_age(predictions), gap_table(predictions, AGE_GROUPS, 4, 100, 0.95, 0), [], [], 0.95, gains
+    )
+    assert "## Against the off-the-shelf model" in report
+    assert "- child models on child test images (20), accuracy: 0.900 vs 0.600, gain +30.0 points [" in report
+    assert "SD over seeds 0.0: trained higher" in report
+
+
+def test_without_a_baseline_there_is_no_gain_to_report(predictions):
+    from fer_age.results.gains import GAIN_COLUMNS, baseline_gain_table
+
+    gains = baseline_gain_table(predictions, AGE_GROUPS, 4, 100, 0.95, 0)
+    assert gains.empty and list(gains.columns) == GAIN_COLUMNS
+    report = report_markdown(
+        _cross_age(predictions), gap_table(predictions, AGE_GROUPS, 4, 100, 0.95, 0), [], [], 0.95, gains
+    )
+    assert "off-the-shelf" not in report and "baseline_gain" not in metrics_dict(
+        gap_table(predictions, AGE_GROUPS, 4, 100, 0.95, 0), _cross_age(predictions), 1, gains
+    )

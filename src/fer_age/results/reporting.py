@@ -24,10 +24,11 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def metrics_dict(gaps: pd.DataFrame, cross_age: pd.DataFrame, n_seeds: int) -> dict:
+def metrics_dict(gaps: pd.DataFrame, cross_age: pd.DataFrame, n_seeds: int, gains: pd.DataFrame | None = None) -> dict:
     """The headline DVC reads (accuracy): own, other and the gap with its interval per training age group; the
-    baseline's and pooled models' score per test age group, worst group and largest gap. The full tables stay
-    in the CSVs (``dvc exp show`` stays readable)."""
+    baseline's and pooled models' score per test age group, worst group and largest gap; each trained model's gain
+    over the baseline per test age group, with its interval. The full tables stay in the CSVs (``dvc exp show``
+    stays readable)."""
     accuracy = gaps[gaps["score"] == "accuracy"]
     metrics: dict = {"n_seeds": n_seeds, "gap": {}}
     for r in accuracy[accuracy["kind"] == "own_vs_other"].itertuples():
@@ -47,6 +48,11 @@ def metrics_dict(gaps: pd.DataFrame, cross_age: pd.DataFrame, n_seeds: int) -> d
             if held_out_group(name) in scores:  # leave-one-out: the age group it never saw
                 entry["unseen"] = scores[held_out_group(name)]
             metrics.setdefault(kind, {})[name] = entry
+    if gains is not None:
+        for g in gains[gains["score"] == "accuracy"].itertuples():
+            values = {"gain": g.gain, "low": g.gain_ci_low, "high": g.gain_ci_high}
+            entry = {k: round(v, 4) for k, v in values.items()}
+            metrics.setdefault("baseline_gain", {}).setdefault(g.train_age_group, {})[g.test_age_group] = entry
     return metrics
 
 
@@ -107,14 +113,40 @@ def gap_lines(gaps: pd.DataFrame) -> list[str]:
     return lines
 
 
+def gain_lines(gains: pd.DataFrame, level: float) -> list[str]:
+    """The section on the trained models against the off-the-shelf baseline, both scores, as markdown."""
+    if gains.empty:
+        return []
+    first = gains.iloc[0]
+    lines = [
+        "## Against the off-the-shelf model",
+        "",
+        f"Each trained model's score minus the off-the-shelf {first.baseline} model's on the same test images. Each "
+        "interval is paired (the same image draws for both) and resamples the trained models' seeds; all "
+        f"{first.comparisons} hold together at {level:.0%} (Bonferroni: {first.simultaneous_level:.2%} each).",
+        "",
+    ]
+    for r in gains.itertuples():
+        who = f"{r.train_age_group} models" if r.kind == "own_group" else f"{r.train_age_group} (mixed-age)"
+        spread = f", SD over seeds {r.gain_sd * 100:.1f}" if r.n_seeds > 1 else ""
+        lines.append(
+            f"- {who} on {r.test_age_group} test images ({r.n_images}), {r.score}: {r.trained_value:.3f} vs "
+            f"{r.baseline_value:.3f}, gain {points(r.gain)} points [{points(r.gain_ci_low)}, "
+            f"{points(r.gain_ci_high)}]{spread}: {r.verdict}"
+        )
+    return [*lines, ""]
+
+
 def report_markdown(
     cross_age: pd.DataFrame,
     gaps: pd.DataFrame,
     models: list[str],
     flagged: list[str],
     level: float,
+    gains: pd.DataFrame | None = None,
 ) -> str:
-    """results/report.md: the answer first, then the gaps, the cross-age table and the flagged models."""
+    """results/report.md: the answer first, then the gaps, the gains over the off-the-shelf model, the cross-age
+    table and the flagged models."""
     table = cross_age.assign(
         accuracy_ci=with_ci(cross_age, "accuracy", 3), macro_f1_ci=with_ci(cross_age, "macro_f1", 3)
     )[["train_age_group", "test_age_group", "n_seeds", "n_images", "accuracy_ci", "macro_f1_ci", "degenerate_models"]]
@@ -127,6 +159,7 @@ def report_markdown(
         "",
         *(gap_lines(gaps) or ["- No gap to report."]),
         "",
+        *gain_lines(gains if gains is not None else pd.DataFrame(), level),
         "## Scores per training and test age group",
         "",
         f"Models: {', '.join(models)}.",

@@ -8,6 +8,7 @@ import json
 from fer_age.config import Config
 from fer_age.contracts import (
     AGE_GAPS,
+    BASELINE_GAINS,
     COMPLET_RESULT,
     CROSS_AGE,
     CROSS_DATASET,
@@ -22,6 +23,7 @@ from fer_age.contracts import (
 )
 from fer_age.modeling.inference import baseline_predictor, load_test_splits, predict_all, trained_models
 from fer_age.results.figures import write_figures
+from fer_age.results.gains import baseline_gain_table
 from fer_age.results.gaps import gap_table, recall_table
 from fer_age.results.reporting import metrics_dict, report_markdown
 from fer_age.results.scoring import classification_rows, score_tables
@@ -52,9 +54,9 @@ def main(config: Config, args: argparse.Namespace) -> None:
     predictions = all_predictions[~all_predictions["seen_in_training"]]
     cross_age, cross_dataset = score_tables(predictions, config)
     e = config.evaluate
-    gaps = gap_table(
-        predictions, config.age_groups, len(config.labels), e.bootstrap_samples, e.confidence_level, config.seed
-    )
+    bootstrap = (len(config.labels), e.bootstrap_samples, e.confidence_level, config.seed)
+    gaps = gap_table(predictions, config.age_groups, *bootstrap)
+    gains = baseline_gain_table(predictions, config.age_groups, *bootstrap)
     recall = recall_table(predictions, config.labels)
     RESULTS.mkdir(parents=True, exist_ok=True)
     tables = {
@@ -63,11 +65,12 @@ def main(config: Config, args: argparse.Namespace) -> None:
         CROSS_AGE: cross_age,
         CROSS_DATASET: cross_dataset,
         AGE_GAPS: gaps,
+        BASELINE_GAINS: gains,
         RECALL_BY_EMOTION: recall,
     }
     for filename, frame in tables.items():
         frame.to_csv(RESULTS / filename, index=False, float_format="%.6g")
-    headline = metrics_dict(gaps, cross_age, len(config.seeds))
+    headline = metrics_dict(gaps, cross_age, len(config.seeds), gains)
     (RESULTS / METRICS).write_text(json.dumps(headline, indent=2) + "\n")
     names = sorted({f"{p.info.name}: {p.info.model} {p.info.head}" for p in predictors})
     flagged = [
@@ -76,7 +79,7 @@ def main(config: Config, args: argparse.Namespace) -> None:
         for p in predictors
         if p.info.degenerate
     ]
-    report = report_markdown(cross_age, gaps, names, flagged, e.confidence_level)
+    report = report_markdown(cross_age, gaps, names, flagged, e.confidence_level, gains)
     (RESULTS / REPORT).write_text(report)
     write_figures(predictions, cross_age, cross_dataset, recall, tests, config, fresh_dir(RESULTS, FIGURES.name))
     outputs = [RESULTS / f for f in (*tables, METRICS, REPORT)] + [FIGURES]
