@@ -11,7 +11,8 @@ model per folder, one pooled model (``pool.models: all``) per method, and ``fer-
 ``--training-seeds K``, K of each (training seeds seed, seed + 1000, ...: other data orders, augmentations and
 dropout on the same split), scored as their mean. Prints per method the mean and spread over split seeds of test
 macro-F1 per age group, the worst group and the gap between groups, next to the own-group models and the
-off-the-shelf FER2013 model on the same test images; writes ``results.json`` in the work folder.
+off-the-shelf FER2013 model on the same test images, and per seed each model's macro-F1 gain over the
+off-the-shelf model with its paired interval (``baseline_gains.csv``); writes ``results.json`` in the work folder.
 """
 
 from __future__ import annotations
@@ -60,6 +61,20 @@ def group_scores(cross_age: pd.DataFrame, groups: dict[str, str]) -> dict[str, d
     }
 
 
+def paired_gains(gains: pd.DataFrame, trained: list[str]) -> dict[str, list[float]]:
+    """Per test age group, the test macro-F1 gain over the off-the-shelf model of the models trained on ``trained``
+    and its paired interval (gain, low, high), from one ``baseline_gains.csv``."""
+    f1 = gains[(gains["score"] == "macro_f1") & gains["train_age_group"].isin(trained)]
+    return {
+        r.test_age_group: [round(r.gain, 4), round(r.gain_ci_low, 4), round(r.gain_ci_high, 4)] for r in f1.itertuples()
+    }
+
+
+def gains_text(gains: dict[str, list[float]]) -> str:
+    """``paired_gains`` in words: ``young +0.021 [-0.046, +0.094], ...``."""
+    return ", ".join(f"{group} {g:+.3f} [{low:+.3f}, {high:+.3f}]" for group, (g, low, high) in gains.items())
+
+
 def summary_row(name: str, per_seed: list[dict[str, float]]) -> str:
     """One table row: mean ± SD over seeds per age group, then the worst group and the gap of the means."""
     groups = list(per_seed[0])
@@ -92,6 +107,7 @@ def main() -> None:
         if not (work / "data" / "cropped" / name / "crop_report.csv").exists():
             print(fer_age(work, "crop", name).strip().splitlines()[-1], flush=True)
     rows: dict[str, list[dict[str, float]]] = {BASELINE: [], OWN: []}
+    gains: dict[str, list[dict[str, list[float]]]] = {OWN: []}
     for seed in args.seeds:
         training_seeds = [str(s) for s in soup_seeds(seed, args.training_seeds)]
         write_params(work, args.labels, seed, study_settings(groups, {}), args.training_seeds)
@@ -107,7 +123,12 @@ def main() -> None:
             fer_age(work, "evaluate")  # every training seed's models; the cross-age table holds their means
             scores = group_scores(pd.read_csv(work / "results" / "cross_age_accuracy.csv"), groups)
             rows.setdefault(method, []).append(scores["pooled"])
+            paired = pd.read_csv(work / "results" / "baseline_gains.csv")  # Bonferroni over own and pooled gains
+            gains.setdefault(method, []).append(paired_gains(paired, ["POOL-all"]))
             print(f"seed {seed} | {method}: {scores['pooled']} | {log}", flush=True)
+            print(f"seed {seed} | {method}: gain over off the shelf {gains_text(gains[method][-1])}", flush=True)
+        gains[OWN].append(paired_gains(paired, age_groups_of(groups)))
+        print(f"seed {seed} | {OWN}: gain over off the shelf {gains_text(gains[OWN][-1])}", flush=True)
         rows[OWN].append(scores[OWN])
         rows[BASELINE].append(scores[BASELINE])
     age_groups = age_groups_of(groups)
@@ -115,7 +136,7 @@ def main() -> None:
     print("|---|" + "---|" * (len(age_groups) + 2))
     for name, per_seed in rows.items():
         print(summary_row(name, per_seed))
-    (work / "results.json").write_text(json.dumps(rows, indent=2))
+    (work / "results.json").write_text(json.dumps({"scores": rows, "paired_gains": gains}, indent=2))
 
 
 if __name__ == "__main__":

@@ -102,6 +102,21 @@ def test_pooled_methods_table_reads_each_models_row_and_takes_worst_group_and_ga
     assert scores[pooled_methods.BASELINE] == pytest.approx({"young": 0.6, "older": 0.7})
     row = pooled_methods.summary_row("pooled", [{"young": 0.9, "older": 0.8}, {"young": 0.7, "older": 0.6}])
     assert row == "| pooled | 0.800 ± 0.100 (0.900 / 0.700) | 0.700 ± 0.100 (0.800 / 0.600) | 0.700 | 0.100 |"
+    gains = pd.DataFrame(
+        [
+            (train, test, score, 0.01 * i, 0.01 * i - 0.05, 0.01 * i + 0.05)
+            for i, (train, test, score) in enumerate(
+                (t, g, s)
+                for t, g in (("young", "young"), ("older", "older"), ("POOL-all", "young"))
+                for s in ("accuracy", "macro_f1")
+            )
+        ],
+        columns=["train_age_group", "test_age_group", "score", "gain", "gain_ci_low", "gain_ci_high"],
+    )
+    own = pooled_methods.paired_gains(gains, ["young", "older"])
+    assert own == {"young": pytest.approx([0.01, -0.04, 0.06]), "older": pytest.approx([0.03, -0.02, 0.08])}  # F1
+    pooled = pooled_methods.paired_gains(gains, ["POOL-all"])
+    assert pooled_methods.gains_text(pooled) == "young +0.050 [+0.000, +0.100]"
 
 
 def test_real_photos_trains_several_seeds_per_split_and_summarises_over_all_models(tmp_path):
