@@ -433,10 +433,10 @@ def test_queued_sweep_lands_in_the_same_store(study_copy):
         time.sleep(5)
     assert status.count("Success") == 2, status + run(["dvc", "queue", "logs", "-f"], study_copy, check=False).stdout
     client = _client(study_copy)
-    names = set()
+    names, seeds = set(), yaml.safe_load((study_copy / "params.yaml").read_text())["seeds"]
     for model in ("mobilenetv2", "resnet50"):
         runs = _runs(client, f"params.model = '{model}' and tags.stage = 'train'")
-        assert len(runs) == len(DATASETS) and len({r.data.tags["dvc_exp_name"] for r in runs}) == 1, model
+        assert len(runs) == len(DATASETS) * len(seeds) and len({r.data.tags["dvc_exp_name"] for r in runs}) == 1, model
         names.add(runs[0].data.tags["dvc_exp_name"])
     assert len(names) == 2
     assert not list((study_copy / ".dvc" / "tmp" / "exps").rglob("mlflow.db"))
