@@ -61,6 +61,11 @@ def points(value: float) -> str:
     return f"{value * 100:+.1f}"
 
 
+def points_with_interval(value: float, low: float, high: float) -> str:
+    """A difference and its interval in percentage points, e.g. ``+3.0 points [+1.2, +4.9]``."""
+    return f"{points(value)} points [{points(low)}, {points(high)}]"
+
+
 def answer_paragraph(gaps: pd.DataFrame, cross_age: pd.DataFrame, level: float) -> str:
     """The study's answer in one paragraph: the gap per training group with its interval, the seeds and images
     behind it, and the baseline's gap."""
@@ -70,8 +75,8 @@ def answer_paragraph(gaps: pd.DataFrame, cross_age: pd.DataFrame, level: float) 
         return "**Answer.** No age group's models were tested both on their own and on another age group."
     parts = [
         f"trained on **{r.train_age_group}** faces, the models score {r.first_value:.1%} on {r.train_age_group} "
-        f"test images and {r.second_value:.1%} on the other age groups, a gap of {points(r.gap)} points "
-        f"[{points(r.gap_ci_low)}, {points(r.gap_ci_high)}] ({r.verdict})"
+        f"test images and {r.second_value:.1%} on the other age groups, a gap of "
+        f"{points_with_interval(r.gap, r.gap_ci_low, r.gap_ci_high)} ({r.verdict})"
         for r in own.itertuples()
     ]
     first = own.iloc[0]
@@ -90,8 +95,8 @@ def answer_paragraph(gaps: pd.DataFrame, cross_age: pd.DataFrame, level: float) 
         text += (
             f" The off-the-shelf {widest.train_age_group} model, trained on none of these images, scores "
             + ", ".join(f"{r.accuracy:.1%} on {r.test_age_group}" for r in scores.itertuples())
-            + f": its widest gap, {widest.first} against {widest.second}, is {points(widest.gap)} points "
-            f"[{points(widest.gap_ci_low)}, {points(widest.gap_ci_high)}] ({widest.verdict})."
+            + f": its widest gap, {widest.first} against {widest.second}, is "
+            f"{points_with_interval(widest.gap, widest.gap_ci_low, widest.gap_ci_high)} ({widest.verdict})."
         )
     return text
 
@@ -107,8 +112,8 @@ def gap_lines(gaps: pd.DataFrame) -> list[str]:
         )
         spread = f", SD over seeds {r.gap_sd * 100:.1f}" if r.n_seeds > 1 else ""
         lines.append(
-            f"- {who}, {r.score}: {r.first_value:.3f} vs {r.second_value:.3f}, gap {points(r.gap)} points "
-            f"[{points(r.gap_ci_low)}, {points(r.gap_ci_high)}]{spread}: {r.verdict}"
+            f"- {who}, {r.score}: {r.first_value:.3f} vs {r.second_value:.3f}, gap "
+            f"{points_with_interval(r.gap, r.gap_ci_low, r.gap_ci_high)}{spread}: {r.verdict}"
         )
     return lines
 
@@ -131,8 +136,8 @@ def gain_lines(gains: pd.DataFrame, level: float) -> list[str]:
         spread = f", SD over seeds {r.gain_sd * 100:.1f}" if r.n_seeds > 1 else ""
         lines.append(
             f"- {who} on {r.test_age_group} test images ({r.n_images}), {r.score}: {r.trained_value:.3f} vs "
-            f"{r.baseline_value:.3f}, gain {points(r.gain)} points [{points(r.gain_ci_low)}, "
-            f"{points(r.gain_ci_high)}]{spread}: {r.verdict}"
+            f"{r.baseline_value:.3f}, gain "
+            f"{points_with_interval(r.gain, r.gain_ci_low, r.gain_ci_high)}{spread}: {r.verdict}"
         )
     return [*lines, ""]
 
