@@ -67,6 +67,8 @@ def _dataset(**entry) -> dict:
         (_with("train", weights="fer2013"), "'train.weights'"),
         (_with("pool", models="some"), "'pool.models'"),
         (_with("pool", selection="best"), "'pool.selection'"),
+        (_with("pool", method="coral"), "'pool.method' is 'coral'; choose one of erm, balanced, groupdro, mixup"),
+        (_with("pool", mixup_alpha=0), "'pool.mixup_alpha'"),
         (_with("train", ema_epochs=-1), "'train.ema_epochs'"),
         (_with("train", soup=0), "'train.soup' is 0"),
         (_with("train", soup_recipe="mean"), "'train.soup_recipe' is 'mean'; choose one of greedy, uniform"),

@@ -361,6 +361,31 @@ def test_groupdro_moves_weight_to_the_group_with_the_higher_loss():
     assert weights.sum() == pytest.approx(1.0) and weights[1] > weights[0], weights
 
 
+def test_mixup_mixes_each_image_with_another_age_group_and_its_label_by_the_same_weight():
+    """Group 0's images are all 0, group 1's all 200: a mixed image's value says its weight, and its label, its
+    class weight and its partner's group must follow that weight."""
+    from fer_age.modeling.inputs import make_dataset
+    from fer_age.modeling.objectives import MixupPartners
+
+    groups = np.repeat([0, 1], [6, 2])
+    images = np.repeat(np.where(groups == 0, 0, 200).astype(np.uint8), 4 * 4 * 3).reshape(8, 4, 4, 3)
+    labels = np.where(groups == 0, 0, 1)
+    class_weights = np.where(groups == 0, 1.0, 3.0)
+    partners = MixupPartners(groups, 2.0, seed=7)  # weights away from 0 and 1
+    batches = list(make_dataset(images, labels, 8, None, 2, True, 7, sample_weights=class_weights, mixup=partners))
+    x, targets, weights = (t.numpy() for t in batches[0])
+    group_one_share = x[:, 0, 0, 0] / 200  # the share of the group-1 image in each mixed image
+    assert group_one_share.min() > 0 and group_one_share.max() < 1  # every image mixed with the other group's
+    assert not np.allclose(group_one_share, group_one_share[0])  # one weight per image
+    np.testing.assert_allclose(targets[:, 1], group_one_share, atol=0.5 / 200 + 1e-6)  # rounding to uint8
+    np.testing.assert_allclose(weights, 1 + 2 * targets[:, 1], rtol=1e-6)
+    indices = np.array([3, 0, 6])
+    np.testing.assert_array_equal(partners(indices)[0], MixupPartners(groups, 2.0, seed=7)(indices)[0])
+    assert (groups[partners(indices)[0]] != groups[indices]).all()
+    one_group = MixupPartners(np.zeros(5, np.int64), 0.2, seed=7)(np.arange(5))[0]
+    assert set(one_group) <= set(range(5))  # one age group: any other training image
+
+
 LARGE_BACKBONES = ("densenet201", "resnet101v2", "resnet152v2")  # same file-name rules as their smaller kin
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from fer_age.modeling.callbacks import selection_callbacks
 from fer_age.modeling.hyperparameters import Hyperparameters
 from fer_age.modeling.objectives import (
+    MixupPartners,
     balanced_class_weights,
     ema_momentum,
     example_weights,
@@ -102,9 +103,10 @@ def fit_run(
     valid_groups = group_indices(split_dirs, age_groups, "valid") if hp.monitor.startswith(WORST_GROUP) else None
     n_groups = int(groups.max()) + 1 if len(groups) and hp.method == "groupdro" else 0
     weights = example_weights(y_train, groups, class_weights, hp.method)
+    mixup = MixupPartners(groups, hp.mixup_alpha, hp.seed) if hp.method == "mixup" else None
     # raw uint8 batches: augmentation and preprocessing run on the device, in the model being fitted
     train_ds = make_dataset(
-        x_train, y_train, hp.batch_size, None, n_classes, training=True, seed=hp.seed, sample_weights=weights
+        x_train, y_train, hp.batch_size, None, n_classes, True, hp.seed, sample_weights=weights, mixup=mixup
     )
     valid_ds = make_dataset(x_valid, y_valid, hp.batch_size, None, n_classes)
     momentum = ema_momentum(hp.ema_epochs, len(y_train), hp.batch_size)  # train.ema_epochs in optimizer steps

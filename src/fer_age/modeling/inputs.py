@@ -119,36 +119,44 @@ def make_dataset(
     training: bool = False,
     seed: int = 42,
     sample_weights: np.ndarray | None = None,
+    mixup: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tf.data.Dataset:
     """Batches of (images, one-hot labels[, sample weights]), shuffled when training; ``sample_weights`` holds
     one value per image (class and age-group weights, or GroupDRO's group index) and goes with it.
 
+    ``mixup`` (training only) gives each batch's partners and mixing weights (``objectives.MixupPartners``): the
+    images, their labels and their sample weights are mixed with the partners' (the images rounded back to uint8).
     ``preprocess`` None: the raw uint8 images, for a model with a ``DeviceInput``; else float32 images mapped by
     it. Images are gathered batch by batch from the (memory-mapped) array, so the whole set is never copied
     into RAM.
     """
     height, width, channels = images.shape[1:]
-    weights = None if sample_weights is None else tf.constant(np.asarray(sample_weights, np.float32))
+    weights = np.ones(len(labels), np.float32) if sample_weights is None else np.asarray(sample_weights, np.float32)
+    eye = np.eye(n_classes, dtype=np.float32)
 
-    def gather(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(images[indices]), labels[indices].astype(np.int64)
+    def gather(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x, targets, w = np.asarray(images[indices]), eye[labels[indices]], weights[indices]
+        if mixup is None:
+            return x, targets, w
+        partners, lam = mixup(indices)
+        lam = lam.astype(np.float32)
+        mixed = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * np.asarray(images[partners])
+        targets = lam[:, None] * targets + (1 - lam[:, None]) * eye[labels[partners]]
+        return np.rint(mixed).astype(np.uint8), targets, lam * w + (1 - lam) * weights[partners]
 
     def load(indices: tf.Tensor):
-        x, y = tf.numpy_function(gather, [indices], (tf.uint8, tf.int64))
+        x, targets, w = tf.numpy_function(gather, [indices], (tf.uint8, tf.float32, tf.float32))
         x.set_shape([None, height, width, channels])
-        y.set_shape([None])
+        targets.set_shape([None, n_classes])
+        w.set_shape([None])
         x = x if preprocess is None else preprocess(tf.cast(x, tf.float32))
-        return x, y, (tf.zeros_like(indices, tf.float32) if weights is None else tf.gather(weights, indices))
-
-    def finish(x, y, w):
-        targets = tf.one_hot(y, n_classes)
-        return (x, targets) if weights is None else (x, targets, w)
+        return (x, targets) if sample_weights is None else (x, targets, w)
 
     dataset = tf.data.Dataset.range(len(labels))
     if training:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def image_batches(images: np.ndarray, batch_size: int, preprocess: Callable) -> tf.data.Dataset:

@@ -1,5 +1,5 @@
 """What training minimises: class and age-group weights per image, L2-SP's pull towards the pretrained
-weights and GroupDRO's worst-group loss (``pool.method``, ``train.l2_sp``)."""
+weights, GroupDRO's worst-group loss and mixup's partners across age groups (``pool.method``, ``train.l2_sp``)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,30 @@ def example_weights(y: np.ndarray, groups: np.ndarray, class_weights: np.ndarray
         counts = np.bincount(groups)
         weights = weights * (len(groups) / (len(counts) * counts))[groups]
     return weights
+
+
+class MixupPartners:
+    """Inter-group mixup (Yan et al. 2020; DomainBed's Mixup): each training image of a batch is mixed with an image
+    of another age group (any other image where there is one group), ``lam * image + (1 - lam) * partner`` and
+    their labels alike, with ``lam ~ Beta(alpha, alpha)`` per image.
+
+    The draws depend only on ``seed`` and the batch's indices, so they are the same however ``tf.data`` orders its
+    parallel calls.
+    """
+
+    def __init__(self, groups: np.ndarray, alpha: float, seed: int):
+        self.alpha, self.seed = alpha, seed
+        self.groups = np.asarray(groups)
+        everyone = np.arange(len(self.groups))
+        self.candidates = {
+            g: (others if len(others := np.flatnonzero(self.groups != g)) else everyone) for g in np.unique(self.groups)
+        }
+
+    def __call__(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The partner of each image in ``indices`` and its own image's weight ``lam``."""
+        rng = np.random.default_rng([self.seed, *np.asarray(indices).tolist()])
+        partners = np.array([rng.choice(self.candidates[self.groups[i]]) for i in indices], np.int64)
+        return partners, rng.beta(self.alpha, self.alpha, len(indices))
 
 
 def ema_momentum(ema_epochs: float, n_train: int, batch_size: int) -> float:
