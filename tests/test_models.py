@@ -361,6 +361,46 @@ def test_groupdro_moves_weight_to_the_group_with_the_higher_loss():
     assert weights.sum() == pytest.approx(1.0) and weights[1] > weights[0], weights
 
 
+def test_coral_penalty_compares_the_feature_means_and_covariances_of_the_groups_with_two_images_or_more():
+    from fer_age.modeling.objectives import coral_penalty
+
+    rng = np.random.default_rng(0)
+    same = rng.normal(size=(6, 3)).astype("float32")
+    features = np.concatenate([same, same])  # two groups with the same features
+    groups = np.repeat([0, 1], 6).astype("float32")
+    assert float(coral_penalty(features, groups, 2)) == pytest.approx(0.0, abs=1e-6)
+    shifted = np.concatenate([same, same + 2.0])  # the same covariance, means 2 apart in every feature
+    assert float(coral_penalty(shifted, groups, 2)) == pytest.approx(4.0, rel=1e-5)
+    spread = np.concatenate([same, 3 * same])  # the same mean apart from scale: covariance 9 times as large
+    assert float(coral_penalty(spread - spread.mean(0), groups, 2)) > 0
+    lone = np.concatenate([shifted, [[50.0, 50.0, 50.0]]])  # a third group of one image: no covariance, left out
+    assert float(coral_penalty(lone, np.append(groups, 2), 3)) == pytest.approx(4.0, rel=1e-5)
+
+
+def test_coral_brings_the_age_groups_features_closer_than_plain_training():
+    """Group 1's images are group 0's made brighter, with the same labels: CORAL's fit ends with features of the
+    two groups nearer in mean and covariance than the same fit without it."""
+    import keras
+
+    from fer_age.modeling.objectives import classifier_features, coral_penalty, training_model
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 0.5, (32, 16, 16, 3)).astype("float32")
+    x = np.concatenate([base, base + 0.5])
+    groups = np.repeat([0, 1], 32).astype("float32")
+    labels = np.tile((base[:, 0, 0, 0] > 0.25).astype(int), 2)
+    distance = {}
+    for weight in (0.0, 10.0):
+        keras.utils.set_random_seed(0)
+        model = build_model(model_spec("compactcnn"), "m2", 16, LABELS, "none")
+        features = classifier_features(model)
+        fitted = training_model(model, 0.0, 2, 0.0, None, 0.0, weight, features)
+        fitted.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy")
+        fitted.fit(x, np.eye(4)[labels], sample_weight=groups, epochs=5, batch_size=16, verbose=0)
+        distance[weight] = float(coral_penalty(features.predict(x, verbose=0), groups, 2))
+    assert distance[10.0] < 0.5 * distance[0.0], distance
+
+
 def test_mixup_mixes_each_image_with_another_age_group_and_its_label_by_the_same_weight():
     """Group 0's images are all 0, group 1's all 200: a mixed image's value says its weight, and its label, its
     class weight and its partner's group must follow that weight."""

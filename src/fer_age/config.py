@@ -201,8 +201,9 @@ class PoolConfig(Section):
     """Mixed-age models, trained on several datasets at once by the ``pool`` stage."""
 
     models: str = "none"  # none | all | leave_one_out
-    method: str = "erm"  # erm | balanced (equal weight per age group) | groupdro (worst-group loss) | mixup
+    method: str = "erm"  # erm | balanced (equal weight per age group) | groupdro (worst-group loss) | coral | mixup
     dro_step: float = 0.01  # GroupDRO's step size for the group weights (Sagawa et al. 2020)
+    coral_weight: float = 1.0  # CORAL's weight on the age groups' feature distance (DomainBed's mmd_gamma)
     mixup_alpha: float = 0.2  # mixup's Beta(alpha, alpha) for the mixing weight (DomainBed's default)
     selection: str = "worst_group"  # worst_group: keep the epoch whose worst age group scores highest | overall
 

@@ -248,9 +248,10 @@ def validate(c: Config) -> None:
     recipes = ", ".join(SOUP_RECIPES)
     _check(t.soup_recipe in SOUP_RECIPES, f"'train.soup_recipe' is '{t.soup_recipe}'; choose one of {recipes}")
     _check(c.pool.models in POOLS, f"'pool.models' is '{c.pool.models}'; choose one of {', '.join(POOLS)}")
-    methods = ("erm", "balanced", "groupdro", "mixup")
+    methods = ("erm", "balanced", "groupdro", "coral", "mixup")
     _check(c.pool.method in methods, f"'pool.method' is '{c.pool.method}'; choose one of {', '.join(methods)}")
     _in_range(c.pool.dro_step, 0, 10, "pool.dro_step", open_low=True)
+    _in_range(c.pool.coral_weight, 0, 100, "pool.coral_weight", open_low=True)
     _in_range(c.pool.mixup_alpha, 0, 10, "pool.mixup_alpha", open_low=True)
     _check(
         c.pool.selection in POOL_SELECTIONS,

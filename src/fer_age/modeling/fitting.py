@@ -16,6 +16,7 @@ from fer_age.modeling.hyperparameters import Hyperparameters
 from fer_age.modeling.objectives import (
     MixupPartners,
     balanced_class_weights,
+    classifier_features,
     ema_momentum,
     example_weights,
     group_indices,
@@ -101,7 +102,7 @@ def fit_run(
     groups = group_indices(split_dirs, age_groups, "train")
     # selection on the worst age group: each validation image's group (pooled models, pool.selection worst_group)
     valid_groups = group_indices(split_dirs, age_groups, "valid") if hp.monitor.startswith(WORST_GROUP) else None
-    n_groups = int(groups.max()) + 1 if len(groups) and hp.method == "groupdro" else 0
+    n_groups = int(groups.max()) + 1 if len(groups) and hp.method in ("groupdro", "coral") else 0
     weights = example_weights(y_train, groups, class_weights, hp.method)
     mixup = MixupPartners(groups, hp.mixup_alpha, hp.seed) if hp.method == "mixup" else None
     # raw uint8 batches: augmentation and preprocessing run on the device, in the model being fitted
@@ -116,10 +117,17 @@ def fit_run(
         classifier = build_model(
             hp.spec, hp.head, hp.img_size, labels, hp.weights, hp.fine_tune_layers, hp.freeze_batchnorm
         )
-        model = with_device_input(
-            classifier, preprocessing_fn(hp.spec, hp.preprocessing), hp.seed, hp.augment, hp.rotation, hp.zoom
+        preprocess = preprocessing_fn(hp.spec, hp.preprocessing)
+        model = with_device_input(classifier, preprocess, hp.seed, hp.augment, hp.rotation, hp.zoom)
+        # CORAL's features: the classifier's, behind a device input of their own (another augmented draw)
+        features = None
+        if hp.coral_weight:
+            features = with_device_input(
+                classifier_features(classifier), preprocess, hp.seed + 1, hp.augment, hp.rotation, hp.zoom
+            )
+        model = training_model(
+            model, hp.l2_sp, n_groups, hp.dro_step, class_weights, hp.label_smoothing, hp.coral_weight, features
         )
-        model = training_model(model, hp.l2_sp, n_groups, hp.dro_step, class_weights, hp.label_smoothing)
         model.compile(
             optimizer=keras.optimizers.Adam(hp.learning_rate, use_ema=hp.ema_epochs > 0, ema_momentum=momentum),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),

@@ -39,8 +39,9 @@ class Hyperparameters:
     ema_epochs: float  # weights averaged over about this many epochs (0 = off)
     soup: int  # runs from one start averaged into one model (1 = a single run)
     soup_recipe: str  # greedy | uniform
-    method: str  # erm | balanced | groupdro | mixup (pooled models: pool.method)
+    method: str  # erm | balanced | groupdro | coral | mixup (pooled models: pool.method)
     dro_step: float  # GroupDRO's step size for the group weights
+    coral_weight: float  # CORAL's penalty weight (0 unless the method is coral)
     mixup_alpha: float  # mixup's Beta(alpha, alpha) (0 unless the method is mixup)
     early_stopping_patience: int
     reduce_lr_patience: int
@@ -85,6 +86,7 @@ class Hyperparameters:
             soup_recipe=t.soup_recipe,
             method=method,
             dro_step=config.pool.dro_step if method == "groupdro" else 0.0,
+            coral_weight=config.pool.coral_weight if method == "coral" else 0.0,
             mixup_alpha=config.pool.mixup_alpha if method == "mixup" else 0.0,
             early_stopping_patience=t.early_stopping_patience,
             reduce_lr_patience=t.reduce_lr_patience,

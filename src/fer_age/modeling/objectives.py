@@ -1,5 +1,6 @@
 """What training minimises: class and age-group weights per image, L2-SP's pull towards the pretrained
-weights, GroupDRO's worst-group loss and mixup's partners across age groups (``pool.method``, ``train.l2_sp``)."""
+weights, GroupDRO's worst-group loss, CORAL's feature alignment and mixup's partners across age groups
+(``pool.method``, ``train.l2_sp``)."""
 
 from __future__ import annotations
 
@@ -40,8 +41,9 @@ def group_indices(split_dirs: list[Path], age_groups: list[str], split: str) -> 
 
 def example_weights(y: np.ndarray, groups: np.ndarray, class_weights: np.ndarray | None, method: str) -> np.ndarray:
     """Per training image: its class weight, times (``balanced``) its age group's weight, so that every group
-    weighs as much in the loss as every other; ``groupdro`` passes the group index instead (the loss reads it)."""
-    if method == "groupdro":
+    weighs as much in the loss as every other; ``groupdro`` and ``coral`` pass the group index instead (their
+    losses read it)."""
+    if method in ("groupdro", "coral"):
         return groups.astype(np.float32)
     weights = np.ones(len(y)) if class_weights is None else class_weights[y]
     if method == "balanced":
@@ -81,21 +83,71 @@ def ema_momentum(ema_epochs: float, n_train: int, batch_size: int) -> float:
     return 1.0 - 1.0 / steps if steps > 1 else 0.0
 
 
+def classifier_features(classifier: keras.Model) -> keras.Model:
+    """What ``classifier``'s last weighted layer (its classifier proper) reads, per image, averaged over space
+    where that is a feature map: DomainBed's featurizer output. It shares ``classifier``'s layers."""
+    import keras
+
+    last = next(layer for layer in reversed(classifier.layers) if layer.weights)
+    features = last.input
+    if len(features.shape) == 4:
+        features = keras.layers.GlobalAveragePooling2D(name="classifier_features")(features)
+    return keras.Model(classifier.input, features, name=f"{classifier.name}_features")
+
+
+def coral_penalty(features, groups, n_groups: int):
+    """CORAL (Sun & Saenko 2016, in DomainBed's form): for each pair of age groups in the batch, the mean squared
+    difference of their feature means plus that of their feature covariances, averaged over the pairs whose
+    groups both have two images or more (0 where none has)."""
+    import keras
+
+    ops = keras.ops
+    features = ops.cast(features, "float32")
+    members = ops.one_hot(ops.cast(groups, "int32"), n_groups)
+    counts = ops.sum(members, axis=0)
+    means, covariances = [], []
+    for g in range(n_groups):
+        member = members[:, g : g + 1]
+        mean = ops.sum(member * features, axis=0) / ops.maximum(counts[g], 1.0)
+        centred = (features - mean) * member
+        means.append(mean)
+        covariances.append(ops.matmul(ops.transpose(centred), centred) / ops.maximum(counts[g] - 1.0, 1.0))
+    usable = ops.cast(counts > 1, "float32")
+    total, pairs = 0.0, 0.0
+    for i in range(n_groups):
+        for j in range(i + 1, n_groups):
+            distance = ops.mean(ops.square(means[i] - means[j])) + ops.mean(ops.square(covariances[i] - covariances[j]))
+            total, pairs = total + usable[i] * usable[j] * distance, pairs + usable[i] * usable[j]
+    return total / ops.maximum(pairs, 1.0)
+
+
 def training_model(
-    model: keras.Model, l2_sp: float, n_groups: int, dro_step: float, class_weights: np.ndarray | None, smoothing: float
+    model: keras.Model,
+    l2_sp: float,
+    n_groups: int,
+    dro_step: float,
+    class_weights: np.ndarray | None,
+    smoothing: float,
+    coral: float = 0.0,
+    features: keras.Model | None = None,
 ) -> keras.Model:
     """``model`` (sharing its layers) with the training loss of the method asked for.
 
     ``l2_sp`` > 0: plus that times the squared distance of the trainable weights from their values now (L2-SP,
-    Li et al. 2018: fine-tuning that stays near its start). ``n_groups`` > 0: online GroupDRO (Sagawa et al.
-    2020): the sample weight is the image's age group; each step raises the weight of the groups with the
-    higher loss (exponentiated gradient, step ``dro_step``) and minimises the weighted sum of the groups'
-    losses. Validation losses stay plain cross-entropy, comparable across methods.
+    Li et al. 2018: fine-tuning that stays near its start). ``n_groups`` > 0 (the sample weight is then the
+    image's age group), with ``dro_step`` > 0: online GroupDRO (Sagawa et al. 2020): each step raises the weight
+    of the groups with the higher loss (exponentiated gradient, step ``dro_step``) and minimises the weighted
+    sum of the groups' losses; with ``coral`` > 0: the mean class-weighted loss plus ``coral`` times
+    ``coral_penalty`` of ``features`` (a model of the same inputs, e.g. ``classifier_features``; called on the
+    batch again, so on another augmented draw of it). Validation losses stay plain cross-entropy, comparable
+    across methods.
     """
     import keras
 
     if not l2_sp and not n_groups:
         return model
+    if coral and features is None:
+        raise ValueError("CORAL needs the model's features")
     ops = keras.ops
 
     class Fitted(keras.Model):
@@ -110,7 +162,10 @@ def training_model(
         def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
             if not training:
                 return super().compute_loss(x, y, y_pred, None, training)
-            if n_groups:
+            if n_groups and coral:
+                losses = self.weighted_losses(y, ops.cast(y_pred, "float32"))
+                loss = ops.mean(losses) + coral * coral_penalty(features(x, training=True), sample_weight, n_groups)
+            elif n_groups:
                 loss = self.dro_loss(y, ops.cast(y_pred, "float32"), sample_weight)
             else:
                 loss = super().compute_loss(x, y, y_pred, sample_weight, training)
@@ -119,10 +174,14 @@ def training_model(
                 loss = loss + l2_sp * ops.sum(ops.stack(moved))
             return loss
 
-        def dro_loss(self, y, y_pred, groups):
+        def weighted_losses(self, y, y_pred):
             losses = keras.losses.categorical_crossentropy(y, y_pred, label_smoothing=smoothing)
             if class_weights is not None:
                 losses = losses * ops.take(self.classes, ops.argmax(y, axis=-1))
+            return losses
+
+        def dro_loss(self, y, y_pred, groups):
+            losses = self.weighted_losses(y, y_pred)
             members = ops.one_hot(ops.cast(groups, "int32"), n_groups)
             counts = ops.sum(members, axis=0)
             group_losses = ops.sum(members * losses[:, None], axis=0) / ops.maximum(counts, 1.0)
