@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,52 @@ def run(
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def wait_for_queue(project: Path, env: dict, timeout: float) -> str:
+    """Poll ``dvc queue status`` until nothing is queued or running (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = run(["dvc", "queue", "status"], project, env).stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            return status
+        time.sleep(5)
+    raise AssertionError(f"the queue did not finish in {timeout} s:\n{status}")
+
+
+def start_workers(project: Path, env: dict, workers: int) -> None:
+    """``dvc queue start -j N`` with its output in a file: the workers it leaves running inherit that output, and
+    a pipe would keep this call waiting until the last of them exits (one whose monitor thread died never does)."""
+    with (project / ".dvc" / "tmp" / "queue-start.log").open("w") as log:
+        subprocess.run(
+            ["dvc", "queue", "start", "-j", str(workers)],
+            cwd=project,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+            timeout=120,
+        )
+
+
+def stop_workers(project: Path) -> None:
+    """Stop by PID every queue worker of ``project`` still running (DVC leaves ``<worker>.pid`` in its celery
+    folder; a PID is signalled only while its process is still that worker), waiting at most 10 s."""
+    workers = []
+    for pid_file in (project / ".dvc" / "tmp" / "exps" / "celery").glob("*.pid"):
+        pid = int(pid_file.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        with contextlib.suppress(OSError):  # gone, or gone since
+            if b"queue-worker" in cmdline.read_bytes():
+                os.kill(pid, signal.SIGTERM)
+                workers.append(pid)
+    deadline = time.monotonic() + 10
+    while workers and time.monotonic() < deadline:
+        workers = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+        time.sleep(0.5)
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import commit, run, stages_run, stale_stages
+from conftest import commit, run, stages_run, stale_stages, start_workers, stop_workers, wait_for_queue
 from mlflow import MlflowClient
 
 EXPERIMENT = "fer-age-generalization"
@@ -424,13 +424,11 @@ def test_experiment_runs_carry_the_experiment_name_and_register_a_new_version(st
 @pytest.mark.slow
 def test_queued_sweep_lands_in_the_same_store(study_copy):
     run(["dvc", "exp", "run", "--queue", "-S", "model=mobilenetv2,resnet50", "-S", "train.weights=none"], study_copy)
-    run(["dvc", "queue", "start"], study_copy)
-    deadline = time.time() + 1800
-    while time.time() < deadline:
-        status = run(["dvc", "queue", "status"], study_copy).stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(5)
+    try:
+        start_workers(study_copy, {}, 1)
+        status = wait_for_queue(study_copy, {}, 1800)
+    finally:
+        stop_workers(study_copy)
     assert status.count("Success") == 2, status + run(["dvc", "queue", "logs", "-f"], study_copy, check=False).stdout
     client = _client(study_copy)
     names, seeds = set(), yaml.safe_load((study_copy / "params.yaml").read_text())["seeds"]

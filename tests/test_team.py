@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
-from conftest import commit, make_project, run, tiny_params
+from conftest import commit, make_project, run, start_workers, stop_workers, tiny_params, wait_for_queue
 from stack import BUCKET, start, stop
 
 pytestmark = pytest.mark.team
@@ -48,17 +47,6 @@ def bucket_keys(stack, prefix: str) -> list[str]:
     return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
 
-def wait_for_queue(project: Path, env: dict, timeout: float = 900) -> str:
-    """Poll ``dvc queue status`` until nothing is queued or running (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = run(["dvc", "queue", "status"], project, env).stdout
-        if not any(word in status for word in ("Queued", "Running")):
-            return status
-        time.sleep(5)
-    raise AssertionError(f"the queue did not finish in {timeout} s:\n{status}")
-
-
 def queue_logs(project: Path, env: dict, status: str) -> str:
     """The logs of every failed task in ``status`` (``dvc queue logs``), to say why it failed."""
     failed = [line.split()[0] for line in status.splitlines() if line.rstrip().endswith("Failed")]
@@ -86,8 +74,11 @@ def test_team_stack_end_to_end(stack, tmp_path, monkeypatch):
     commit(project, "repro")
     for change in SWEEP:
         run(["dvc", "exp", "run", "--queue", "-S", change], project, env)
-    run(["dvc", "queue", "start", "-j", "2"], project, env)
-    status = wait_for_queue(project, env)
+    try:
+        start_workers(project, env, 2)
+        status = wait_for_queue(project, env, 900)
+    finally:
+        stop_workers(project)
     assert status.count("Success") == len(SWEEP), status + queue_logs(project, env, status)
 
     # every run is on the server, finished, with params, metrics and artifacts readable through it
