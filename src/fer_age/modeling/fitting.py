@@ -14,6 +14,7 @@ import pandas as pd
 from fer_age.modeling.callbacks import selection_callbacks
 from fer_age.modeling.hyperparameters import Hyperparameters
 from fer_age.modeling.objectives import (
+    GROUP_LOSSES,
     MixupPartners,
     balanced_class_weights,
     classifier_features,
@@ -102,7 +103,7 @@ def fit_run(
     groups = group_indices(split_dirs, age_groups, "train")
     # selection on the worst age group: each validation image's group (pooled models, pool.selection worst_group)
     valid_groups = group_indices(split_dirs, age_groups, "valid") if hp.monitor.startswith(WORST_GROUP) else None
-    n_groups = int(groups.max()) + 1 if len(groups) and hp.method in ("groupdro", "coral") else 0
+    n_groups = int(groups.max()) + 1 if len(groups) and hp.method in GROUP_LOSSES else 0
     weights = example_weights(y_train, groups, class_weights, hp.method)
     mixup = MixupPartners(groups, hp.mixup_alpha, hp.seed) if hp.method == "mixup" else None
     # raw uint8 batches: augmentation and preprocessing run on the device, in the model being fitted

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     import keras
 
 
+GROUP_LOSSES = ("groupdro", "coral")  # methods whose loss reads each image's age group (its sample weight)
+
+
 def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     """sklearn's 'balanced' weight per class (1 for classes absent from ``labels``)."""
     weights = np.ones(n_classes)
@@ -43,7 +46,7 @@ def example_weights(y: np.ndarray, groups: np.ndarray, class_weights: np.ndarray
     """Per training image: its class weight, times (``balanced``) its age group's weight, so that every group
     weighs as much in the loss as every other; ``groupdro`` and ``coral`` pass the group index instead (their
     losses read it)."""
-    if method in ("groupdro", "coral"):
+    if method in GROUP_LOSSES:
         return groups.astype(np.float32)
     weights = np.ones(len(y)) if class_weights is None else class_weights[y]
     if method == "balanced":
@@ -95,6 +98,14 @@ def classifier_features(classifier: keras.Model) -> keras.Model:
     return keras.Model(classifier.input, features, name=f"{classifier.name}_features")
 
 
+def group_members(groups, n_groups: int):
+    """One-hot age group per image of a batch (images x groups) and the number of images of each group."""
+    import keras
+
+    members = keras.ops.one_hot(keras.ops.cast(groups, "int32"), n_groups)
+    return members, keras.ops.sum(members, axis=0)
+
+
 def coral_penalty(features, groups, n_groups: int):
     """CORAL (Sun & Saenko 2016, in DomainBed's form): for each pair of age groups in the batch, the mean squared
     difference of their feature means plus that of their feature covariances, averaged over the pairs whose
@@ -103,8 +114,7 @@ def coral_penalty(features, groups, n_groups: int):
 
     ops = keras.ops
     features = ops.cast(features, "float32")
-    members = ops.one_hot(ops.cast(groups, "int32"), n_groups)
-    counts = ops.sum(members, axis=0)
+    members, counts = group_members(groups, n_groups)
     means, covariances = [], []
     for g in range(n_groups):
         member = members[:, g : g + 1]
@@ -182,8 +192,7 @@ def training_model(
 
         def dro_loss(self, y, y_pred, groups):
             losses = self.weighted_losses(y, y_pred)
-            members = ops.one_hot(ops.cast(groups, "int32"), n_groups)
-            counts = ops.sum(members, axis=0)
+            members, counts = group_members(groups, n_groups)
             group_losses = ops.sum(members * losses[:, None], axis=0) / ops.maximum(counts, 1.0)
             raised = self.group_weights * ops.exp(dro_step * ops.where(counts > 0, group_losses, 0.0))
             self.group_weights.assign(raised / ops.sum(raised))
