@@ -12,7 +12,9 @@ model per folder, one pooled model (``pool.models: all``) per method, and ``fer-
 dropout on the same split), scored as their mean. Prints per method the mean and spread over split seeds of test
 macro-F1 per age group, the worst group and the gap between groups, next to the own-group models and the
 off-the-shelf FER2013 model on the same test images, and per seed each model's macro-F1 gain over the
-off-the-shelf model with its paired interval (``baseline_gains.csv``); writes ``results.json`` in the work folder.
+off-the-shelf model with its paired interval (``baseline_gains.csv``); with K > 1, also each model's ensemble
+over its K training seeds (class probabilities averaged per test image). Writes ``results.json`` in the work
+folder.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from real_photos import SUBJECT_PATTERN, fer_age, parse_variant, write_params
+from sklearn.metrics import f1_score
 
 from fer_age.modeling.selection import soup_seeds
 
@@ -59,6 +62,25 @@ def group_scores(cross_age: pd.DataFrame, groups: dict[str, str]) -> dict[str, d
         OWN: {g: float(f1[(g, g)]) for g in age_groups},
         BASELINE: {g: float(f1[("FER2013", g)]) for g in age_groups},
     }
+
+
+def ensemble_scores(predictions: pd.DataFrame, labels: list[str], groups: dict[str, str]) -> dict[str, dict]:
+    """Test macro-F1 per age group of each trained model's ensemble over its training seeds (their class
+    probabilities averaged per test image), from one ``predictions.csv``: keys ``pooled`` and ``own age group``."""
+    trained = predictions[~predictions["baseline"] & ~predictions["seen_in_training"]]
+    columns = [f"p_{label}" for label in labels]
+    keys = ["train_age_group", "test_age_group", "test_dataset", "source", "true"]
+    mean = trained.groupby(keys, sort=False)[columns].mean().reset_index()
+    mean["predicted"] = mean[columns].to_numpy().argmax(axis=1)
+    scores: dict[str, dict] = {"pooled": {}, OWN: {}}
+    for (train, test), cell in mean.groupby(["train_age_group", "test_age_group"]):
+        f1 = f1_score(cell["true"], cell["predicted"], labels=range(len(labels)), average="macro", zero_division=0)
+        if train == "POOL-all":
+            scores["pooled"][test] = float(f1)
+        elif train == test:
+            scores[OWN][test] = float(f1)
+    order = age_groups_of(groups)
+    return {name: {g: by_group[g] for g in order} for name, by_group in scores.items()}
 
 
 def paired_gains(gains: pd.DataFrame, trained: list[str]) -> dict[str, list[float]]:
@@ -123,6 +145,9 @@ def main() -> None:
             fer_age(work, "evaluate")  # every training seed's models; the cross-age table holds their means
             scores = group_scores(pd.read_csv(work / "results" / "cross_age_accuracy.csv"), groups)
             rows.setdefault(method, []).append(scores["pooled"])
+            if args.training_seeds > 1:  # the same models' class probabilities averaged: one ensemble per split
+                ensembles = ensemble_scores(pd.read_csv(work / "results" / "predictions.csv"), args.labels, groups)
+                rows.setdefault(f"{method}, ensemble of {args.training_seeds}", []).append(ensembles["pooled"])
             paired = pd.read_csv(work / "results" / "baseline_gains.csv")  # Bonferroni over own and pooled gains
             gains.setdefault(method, []).append(paired_gains(paired, ["POOL-all"]))
             print(f"seed {seed} | {method}: {scores['pooled']} | {log}", flush=True)
@@ -130,6 +155,8 @@ def main() -> None:
         gains[OWN].append(paired_gains(paired, age_groups_of(groups)))
         print(f"seed {seed} | {OWN}: gain over off the shelf {gains_text(gains[OWN][-1])}", flush=True)
         rows[OWN].append(scores[OWN])
+        if args.training_seeds > 1:
+            rows.setdefault(f"{OWN}, ensemble of {args.training_seeds}", []).append(ensembles[OWN])
         rows[BASELINE].append(scores[BASELINE])
     age_groups = age_groups_of(groups)
     print(f"\n| trained on | {' | '.join(age_groups)} | worst group | gap |")

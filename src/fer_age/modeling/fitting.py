@@ -1,5 +1,5 @@
 """Model fitting shared by the train and pool stages: the fit loop with validation-based model selection (epoch 0
-counts), the optional soup of runs from one start, and the blend with the start."""
+counts), the optional soup or ensemble of runs from one start, and the blend with the start."""
 
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ class FitResult:
     kept_start: bool  # the starting model itself was kept: no training step, soup or blend beat it on validation
     soup_epochs: list[int]  # each soup run's kept epoch ([] without a soup)
     soup_seeds: list[int]  # the training seeds of the runs in the soup ([] without a soup)
+    ensemble: bool = False  # the model is an ensemble of the runs (their class probabilities averaged), not a soup
 
 
 @dataclass
@@ -64,8 +65,9 @@ class Run:
     model: keras.Model
     classifier: keras.Model
     validate: Callable[[], dict[str, float]]
-    predict_valid: Callable[[], np.ndarray]  # the validation images' predicted labels
+    valid_probabilities: Callable[[], np.ndarray]  # the validation images' class probabilities
     y_valid: np.ndarray
+    valid_groups: np.ndarray | None  # each validation image's age group, where selection reads the worst group
     start: list[np.ndarray]  # the weights before training
     initial: dict[str, float]  # the start's validation metrics
     best_epoch: int
@@ -137,13 +139,13 @@ def fit_run(
     if shared_start is not None:
         model.set_weights(shared_start)  # a soup's runs share one start (a random head's initialisation included)
 
-    def predict_valid() -> np.ndarray:
-        return model.predict(valid_ds, verbose=0).argmax(axis=1)
+    def valid_probabilities() -> np.ndarray:
+        return model.predict(valid_ds, verbose=0)
 
     def group_scores() -> dict[str, float]:
         if valid_groups is None:
             return {}
-        return worst_group_scores(y_valid, predict_valid(), valid_groups, n_classes)
+        return worst_group_scores(y_valid, valid_probabilities().argmax(axis=1), valid_groups, n_classes)
 
     def validate() -> dict[str, float]:
         scores = model.evaluate(valid_ds, verbose=0, return_dict=True)
@@ -156,15 +158,16 @@ def fit_run(
     start = model.get_weights()
     model.fit(train_ds, validation_data=valid_ds, epochs=hp.epochs, callbacks=callbacks, verbose=2, shuffle=False)
     return Run(
-        model, classifier, validate, predict_valid, y_valid, start, initial, best.best_epoch, best.best, records,
-        len(y_train), n_classes, hp.seed,
+        model, classifier, validate, valid_probabilities, y_valid, valid_groups, start, initial, best.best_epoch,
+        best.best, records, len(y_train), n_classes, hp.seed,
     )  # fmt: skip
 
 
 def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_groups: list[str]) -> FitResult:
     """Fine-tune ``hp.soup`` runs from one start (a single run without a soup) and average their weights, those that
-    help on validation or all (a greedy or uniform model soup, Wortsman et al. 2022); then blend with the start as
-    validation says (WiSE-FT). The start itself is kept where nothing beats it on validation."""
+    help on validation or all (a greedy or uniform model soup, Wortsman et al. 2022), then blend with the start as
+    validation says (WiSE-FT); or keep them all as an ensemble. The start itself is kept where nothing beats it on
+    validation."""
     from fer_age.tracking.runs import soup_run
 
     runs: list[Run] = []
@@ -172,7 +175,41 @@ def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_grou
         with soup_run(seed, hp.soup):  # without a soup, nothing: the epochs go to the stage's run
             shared_start = runs[0].start if runs else None
             runs.append(fit_run(replace(hp, seed=seed), labels, split_dirs, age_groups, shared_start))
+    if len(runs) > 1 and hp.soup_recipe == "ensemble":
+        return ensemble_runs(runs, hp)
     return combine_runs(runs, hp)
+
+
+def ensemble_runs(runs: list[Run], hp: Hyperparameters) -> FitResult:
+    """Every run kept, their class probabilities averaged (a deep ensemble, Lakshminarayanan et al. 2017), where
+    the ensemble beats the start on validation (else the start); an ensemble is not blended with the start."""
+    from fer_age.modeling.ensembles import ensemble_model, validation_scores
+
+    first, n_classes = runs[0], runs[0].n_classes
+    probabilities = np.mean([run.valid_probabilities() for run in runs], axis=0)
+    scores = validation_scores(first.y_valid, probabilities, first.valid_groups, n_classes)
+    ranked = sorted(runs, key=lambda r: selection_key(r.best, hp.monitor, n_classes), reverse=True)  # ties: seeds
+    moved = is_kept(scores, first.initial, first.initial, hp.monitor, n_classes, hp.start_margin)
+    if moved:
+        model = ensemble_model([run.classifier for run in runs])
+    else:
+        first.model.set_weights(first.start)
+        model, scores, probabilities = first.classifier, first.initial, first.valid_probabilities()
+    return FitResult(
+        model,
+        ranked[0].best_epoch if moved else 0,
+        scores,
+        1.0,
+        pd.DataFrame(ranked[0].records),
+        first.n_train,
+        len(first.y_valid),
+        first.y_valid,
+        probabilities.argmax(axis=1),
+        not moved,
+        [run.best_epoch for run in runs],
+        sorted(run.seed for run in runs),
+        ensemble=True,
+    )
 
 
 def soup_runs(runs: list[Run], hp: Hyperparameters) -> tuple[list[Run], dict[str, float]]:
@@ -235,7 +272,7 @@ def combine_runs(runs: list[Run], hp: Hyperparameters) -> FitResult:
         run.n_train,
         len(run.y_valid),
         run.y_valid,
-        run.predict_valid(),
+        run.valid_probabilities().argmax(axis=1),
         not moved or alpha == 0,
         [r.best_epoch for r in runs] if soup else [],
         sorted(r.seed for r in kept_runs) if soup else [],

@@ -38,7 +38,7 @@ class Hyperparameters:
     start_margin: float  # 0 unless the model starts as a trained classifier of the study's labels
     ema_epochs: float  # weights averaged over about this many epochs (0 = off)
     soup: int  # runs from one start averaged into one model (1 = a single run)
-    soup_recipe: str  # greedy | uniform
+    soup_recipe: str  # greedy | uniform | ensemble
     method: str  # erm | balanced | groupdro | coral | mixup (pooled models: pool.method)
     dro_step: float  # GroupDRO's step size for the group weights
     coral_weight: float  # CORAL's penalty weight (0 unless the method is coral)
@@ -83,7 +83,7 @@ class Hyperparameters:
             start_margin=t.start_margin if starts_as_classifier else 0.0,
             ema_epochs=t.ema_epochs,
             soup=spec.soup if t.soup is None else t.soup,
-            soup_recipe=t.soup_recipe,
+            soup_recipe=t.soup_recipe or spec.soup_recipe,
             method=method,
             dro_step=config.pool.dro_step if method == "groupdro" else 0.0,
             coral_weight=config.pool.coral_weight if method == "coral" else 0.0,

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from fer_age.errors import FerAgeError
+from fer_age.modeling.ensembles import ensemble_members
 from fer_age.modeling.inference import Predictor, SplitImages, load_keras_model
 from fer_age.registry import ModelSpec, model_spec
 
@@ -128,7 +129,8 @@ def select_images(tests: dict[str, SplitImages], per_cell: int, seed: int) -> pd
 def explain_model(
     predictor: Predictor, images: np.ndarray, chosen: pd.DataFrame, labels: list[str]
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Per chosen image: prediction, correctness and upper-face share of the Grad-CAM map; and the maps."""
+    """Per chosen image: prediction, correctness and upper-face share of the Grad-CAM map; and the maps (an
+    ensemble's: the mean of its members' maps for the ensemble's predicted class)."""
     from fer_age.modeling.models import preprocessing_fn
 
     info = predictor.info
@@ -137,7 +139,7 @@ def explain_model(
     model = load_keras_model(predictor)
     x = np.asarray(preprocessing_fn(spec, info.preprocessing)(images.astype(np.float32)))
     predicted = model.predict(x, verbose=0).argmax(axis=1)
-    maps = gradcam(model, layer, x, predicted)
+    maps = np.mean([gradcam(member, layer, x, predicted) for member in ensemble_members(model)], axis=0)
     cells = chosen.assign(
         model_name=info.name,
         train_age_group=info.age_group,

@@ -127,13 +127,16 @@ def train_and_track(
 
 
 def kept_model(result: FitResult, soup: int) -> str:
-    """What a fit kept, in words: its epoch or its soup of ``soup`` runs, the blend with the start, or the start."""
+    """What a fit kept, in words: its epoch, or its soup or ensemble of ``soup`` runs, the blend with the start, or
+    the start."""
     if result.kept_start:
-        return f"the starting model itself (no training step{' or soup' if soup > 1 else ''} beat it on validation)"
+        combined = (" or ensemble" if result.ensemble else " or soup") if soup > 1 else ""
+        return f"the starting model itself (no training step{combined} beat it on validation)"
     kept = f"epoch {result.best_epoch}"
     if result.soup_epochs:
         seeds, epochs = _listed(result.soup_seeds, ", "), _listed(result.soup_epochs, ", ")
-        kept = f"a soup of {len(result.soup_seeds)} of {soup} runs (seeds {seeds}; the runs' epochs {epochs})"
+        combined = f"an ensemble of {soup}" if result.ensemble else f"a soup of {len(result.soup_seeds)} of {soup}"
+        kept = f"{combined} runs (seeds {seeds}; the runs' epochs {epochs})"
     return kept + (f", interpolated {result.alpha:g} of the way from the start" if result.alpha < 1 else "")
 
 
