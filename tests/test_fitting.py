@@ -126,17 +126,17 @@ def test_a_greedy_soup_leaves_out_a_run_that_would_lower_its_validation_score_an
         np.testing.assert_allclose(kept, average, atol=1e-7)
 
 
-def test_an_ensemble_averages_its_runs_probabilities_and_keeps_the_start_where_it_scores_no_higher(tmp_path):
-    """``train.soup_recipe: ensemble`` on two real runs from one start: the kept model predicts the mean of the
-    runs' class probabilities (their weights untouched), saves and loads as one Keras model, scores on validation
-    as sklearn does on that mean, and is said as an ensemble; where it must beat the start by more than any model
-    can, the start itself is kept."""
+def test_an_ensemble_averages_its_runs_as_each_was_kept_and_is_the_start_where_every_run_kept_it(tmp_path):
+    """``train.soup_recipe: ensemble`` on two real runs from one start: each run is kept as a single run would be
+    (here its last epoch, or the start where its fit kept epoch 0, as selection does); the kept model predicts
+    the mean of those models' class probabilities, saves and loads as one Keras model, scores on validation as
+    sklearn does on that mean, and is said as an ensemble; where every run kept the start, the start itself."""
     import keras
     from sklearn.metrics import f1_score
 
     from fer_age.loading import config_from_dict
     from fer_age.modeling.ensembles import ensemble_members
-    from fer_age.modeling.fitting import ensemble_runs
+    from fer_age.modeling.fitting import combine_runs, ensemble_runs
     from fer_age.modeling.hyperparameters import Hyperparameters
     from fer_age.modeling.training import kept_model
 
@@ -145,33 +145,44 @@ def test_an_ensemble_averages_its_runs_probabilities_and_keeps_the_start_where_i
     start = [np.array([[-1, 1], [0, 0], [0, 0], [0, 0]], "float32"), np.zeros(2, "float32")]
     config = config_from_dict(tiny_params())
     hp = dataclasses.replace(Hyperparameters.resolve(config, 42), soup=2, soup_recipe="ensemble")
-    runs = [dense_run(x, y, start, seed) for seed in (42, 1042)]
-    weights = [run.model.get_weights() for run in runs]
-    probabilities = [run.model.predict(x, verbose=0) for run in runs]
-    assert not np.allclose(*probabilities)  # another order of the data, other predictions
 
-    result = ensemble_runs(runs, hp)
+    def ensemble(*kept_start: bool):
+        runs = [dense_run(x, y, start, seed) for seed in (42, 1042)]
+        for run in (r for r, back in zip(runs, kept_start) if back):  # no epoch beat the start on validation
+            run.model.set_weights(start)
+            run.best_epoch, run.best = 0, run.initial
+        members = [combine_runs([run], hp) for run in runs]
+        probabilities = [run.model.predict(x, verbose=0) for run in runs]  # as each run was kept
+        return ensemble_runs(runs, members, hp), runs, probabilities
+
+    both, runs, probabilities = ensemble(False, False)
+    assert not np.allclose(*probabilities)  # another order of the data, other predictions
     mean = np.mean(probabilities, axis=0)
     path = tmp_path / "ensemble.h5"  # the study's format (registry.model_filename)
-    result.model.save(path)
+    both.model.save(path)
     loaded = keras.models.load_model(path, compile=False)
-
-    assert result.ensemble and not result.kept_start and result.alpha == 1.0
-    assert result.soup_seeds == [42, 1042] and result.soup_epochs == [3, 3]
+    assert both.ensemble and not both.kept_start and both.alpha == 1.0
+    assert both.soup_seeds == [42, 1042] and both.soup_epochs == [3, 3] and both.soup_alphas == [1.0, 1.0]
     np.testing.assert_allclose(loaded.predict(x, verbose=0), mean, atol=1e-6)
     assert len(ensemble_members(loaded)) == 2 and ensemble_members(runs[0].model) == [runs[0].model]
-    for run, before in zip(runs, weights, strict=True):
-        for now, then in zip(run.model.get_weights(), before, strict=True):
-            np.testing.assert_array_equal(now, then)
     expected = f1_score(y, mean.argmax(axis=1), average="macro")
-    assert result.best_metrics["val_macro_f1"] == expected and np.array_equal(result.y_pred, mean.argmax(axis=1))
-    assert kept_model(result, 2).startswith("an ensemble of 2 runs (seeds 42, 1042; the runs' epochs 3, 3)")
+    assert both.best_metrics["val_macro_f1"] == expected and np.array_equal(both.y_pred, mean.argmax(axis=1))
+    assert kept_model(both, 2) == "an ensemble of 2 runs (seeds 42, 1042; the runs' epochs 3, 3)"
 
-    kept = ensemble_runs(runs, dataclasses.replace(hp, start_margin=1.0))  # no model gains 1.0 on validation
-    assert kept.kept_start and kept.best_epoch == 0 and kept.best_metrics == runs[0].initial
-    assert kept.model is runs[0].classifier
-    assert kept_model(kept, 2) == "the starting model itself (no training step or ensemble beat it on validation)"
-    for now, then in zip(kept.model.get_weights(), start, strict=True):
+    one, runs, probabilities = ensemble(False, True)  # the second run keeps the start
+    for now, then in zip(runs[1].model.get_weights(), start, strict=True):  # the second member is the start
+        np.testing.assert_array_equal(now, then)
+    assert one.soup_epochs == [3, 0] and one.soup_alphas == [1.0, 0.0] and not one.kept_start
+    np.testing.assert_allclose(one.model.predict(x, verbose=0), np.mean(probabilities, axis=0), atol=1e-6)
+    assert kept_model(one, 2) == (
+        "an ensemble of 2 runs (seeds 42, 1042; the runs' epochs 3, 0; kept 1, 0 of the way from the start)"
+    )
+
+    none, runs, _ = ensemble(True, True)
+    assert none.kept_start and none.best_epoch == 0 and none.best_metrics == runs[0].initial
+    assert none.model is runs[0].classifier and none.ensemble
+    assert kept_model(none, 2) == "the starting model itself (no training step or ensemble beat it on validation)"
+    for now, then in zip(none.model.get_weights(), start, strict=True):
         np.testing.assert_array_equal(now, then)
 
 

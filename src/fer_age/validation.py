@@ -246,9 +246,7 @@ def validate(c: Config) -> None:
         _in_range(alpha, 0, 1, f"train.interpolation[{i}]")
     _check(t.monitor in MONITORS, f"'train.monitor' is '{t.monitor}'; choose one of {', '.join(MONITORS)}")
     recipes = ", ".join(SOUP_RECIPES)
-    _check(
-        t.soup_recipe in (None, *SOUP_RECIPES), f"'train.soup_recipe' is '{t.soup_recipe}'; choose one of {recipes}"
-    )
+    _check(t.soup_recipe in (None, *SOUP_RECIPES), f"'train.soup_recipe' is '{t.soup_recipe}'; choose one of {recipes}")
     _check(c.pool.models in POOLS, f"'pool.models' is '{c.pool.models}'; choose one of {', '.join(POOLS)}")
     methods = ("erm", "balanced", "groupdro", "coral", "mixup")
     _check(c.pool.method in methods, f"'pool.method' is '{c.pool.method}'; choose one of {', '.join(methods)}")

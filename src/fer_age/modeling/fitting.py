@@ -4,7 +4,7 @@ counts), the optional soup or ensemble of runs from one start, and the blend wit
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,6 +55,7 @@ class FitResult:
     kept_start: bool  # the starting model itself was kept: no training step, soup or blend beat it on validation
     soup_epochs: list[int]  # each soup run's kept epoch ([] without a soup)
     soup_seeds: list[int]  # the training seeds of the runs in the soup ([] without a soup)
+    soup_alphas: list[float] = field(default_factory=list)  # an ensemble's runs' blends with the start (0: the start)
     ensemble: bool = False  # the model is an ensemble of the runs (their class probabilities averaged), not a soup
 
 
@@ -166,48 +167,50 @@ def fit_run(
 def fit(hp: Hyperparameters, labels: list[str], split_dirs: list[Path], age_groups: list[str]) -> FitResult:
     """Fine-tune ``hp.soup`` runs from one start (a single run without a soup) and average their weights, those that
     help on validation or all (a greedy or uniform model soup, Wortsman et al. 2022), then blend with the start as
-    validation says (WiSE-FT); or keep them all as an ensemble. The start itself is kept where nothing beats it on
-    validation."""
+    validation says (WiSE-FT); or keep each run as a single run would be kept and ensemble them. The start itself is
+    kept where nothing beats it on validation."""
     from fer_age.tracking.runs import soup_run
 
+    ensemble = hp.soup > 1 and hp.soup_recipe == "ensemble"
     runs: list[Run] = []
+    members: list[FitResult] = []
     for seed in soup_seeds(hp.seed, hp.soup):
         with soup_run(seed, hp.soup):  # without a soup, nothing: the epochs go to the stage's run
             shared_start = runs[0].start if runs else None
             runs.append(fit_run(replace(hp, seed=seed), labels, split_dirs, age_groups, shared_start))
-    if len(runs) > 1 and hp.soup_recipe == "ensemble":
-        return ensemble_runs(runs, hp)
-    return combine_runs(runs, hp)
+            if ensemble:  # each run's own epoch, blend or start, logged in its nested run
+                members.append(combine_runs(runs[-1:], hp))
+    return ensemble_runs(runs, members, hp) if ensemble else combine_runs(runs, hp)
 
 
-def ensemble_runs(runs: list[Run], hp: Hyperparameters) -> FitResult:
-    """Every run kept, their class probabilities averaged (a deep ensemble, Lakshminarayanan et al. 2017), where
-    the ensemble beats the start on validation (else the start); an ensemble is not blended with the start."""
+def ensemble_runs(runs: list[Run], members: list[FitResult], hp: Hyperparameters) -> FitResult:
+    """A deep ensemble (Lakshminarayanan et al. 2017) of ``runs``, each as ``members`` says it was kept on validation
+    (its best epoch, its blend with the start, or the start): one model averaging their class probabilities. Where
+    every run kept the start, the start itself."""
     from fer_age.modeling.ensembles import ensemble_model, validation_scores
 
+    epochs, seeds = [m.best_epoch for m in members], sorted(run.seed for run in runs)
+    alphas = [0.0 if m.kept_start else m.alpha for m in members]
+    if all(m.kept_start for m in members):
+        return replace(members[0], soup_epochs=epochs, soup_seeds=seeds, soup_alphas=alphas, ensemble=True)
     first, n_classes = runs[0], runs[0].n_classes
-    probabilities = np.mean([run.valid_probabilities() for run in runs], axis=0)
+    probabilities = np.mean([run.valid_probabilities() for run in runs], axis=0)  # each run as it was kept
     scores = validation_scores(first.y_valid, probabilities, first.valid_groups, n_classes)
-    ranked = sorted(runs, key=lambda r: selection_key(r.best, hp.monitor, n_classes), reverse=True)  # ties: seeds
-    moved = is_kept(scores, first.initial, first.initial, hp.monitor, n_classes, hp.start_margin)
-    if moved:
-        model = ensemble_model([run.classifier for run in runs])
-    else:
-        first.model.set_weights(first.start)
-        model, scores, probabilities = first.classifier, first.initial, first.valid_probabilities()
+    leading = max(members, key=lambda m: selection_key(m.best_metrics, hp.monitor, n_classes))  # ties: the first
     return FitResult(
-        model,
-        ranked[0].best_epoch if moved else 0,
+        ensemble_model([m.model for m in members]),
+        leading.best_epoch,
         scores,
         1.0,
-        pd.DataFrame(ranked[0].records),
+        leading.history,
         first.n_train,
         len(first.y_valid),
         first.y_valid,
         probabilities.argmax(axis=1),
-        not moved,
-        [run.best_epoch for run in runs],
-        sorted(run.seed for run in runs),
+        False,
+        epochs,
+        seeds,
+        alphas,
         ensemble=True,
     )
 

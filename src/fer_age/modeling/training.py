@@ -93,7 +93,11 @@ def train_and_track(
         mlflow.log_metrics({"best_epoch": result.best_epoch, "interpolation_alpha": result.alpha, **best_metrics})
         if result.soup_epochs:
             mlflow.set_tags(
-                {"soup_epochs": _listed(result.soup_epochs, ","), "soup_seeds": _listed(result.soup_seeds, ",")}
+                {
+                    "soup_epochs": _listed(result.soup_epochs, ","),
+                    "soup_seeds": _listed(result.soup_seeds, ","),
+                    **({"soup_alphas": _listed(result.soup_alphas, ",")} if result.soup_alphas else {}),
+                }
             )
         mlflow.log_artifact(str(figure), "figures")
         log_split_inputs(split_dirs, {"train": "training", "valid": "validation"})
@@ -136,9 +140,11 @@ def kept_model(result: FitResult, soup: int) -> str:
     if result.soup_epochs:
         seeds, epochs = _listed(result.soup_seeds, ", "), _listed(result.soup_epochs, ", ")
         combined = f"an ensemble of {soup}" if result.ensemble else f"a soup of {len(result.soup_seeds)} of {soup}"
-        kept = f"{combined} runs (seeds {seeds}; the runs' epochs {epochs})"
+        blended = min(result.soup_alphas, default=1.0) < 1  # an ensemble run kept a blend or the start (0)
+        blends = f"; kept {_listed(result.soup_alphas, ', ')} of the way from the start" if blended else ""
+        kept = f"{combined} runs (seeds {seeds}; the runs' epochs {epochs}{blends})"
     return kept + (f", interpolated {result.alpha:g} of the way from the start" if result.alpha < 1 else "")
 
 
-def _listed(values: list[int], separator: str) -> str:
-    return separator.join(map(str, values))
+def _listed(values: list[int] | list[float], separator: str) -> str:
+    return separator.join(f"{v:g}" for v in values)
