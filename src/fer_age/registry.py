@@ -65,7 +65,7 @@ MODELS: dict[str, ModelSpec] = {
     ),
     # 60 epochs (early stopping decides): with BatchNorm frozen, MUXDEV's runs kept epochs 22-28 of 30 (test
     # macro-F1 0.688 +- 0.035) and, given 60, stopped at 42-44 (0.696 +- 0.013); MUXAGEDEV's stop before 30.
-    # An ensemble of 3 runs: on MUXAGEDEV never below the mean of its runs, on either group of six splits
+    # An ensemble of 3 runs: on MUXAGEDEV, over either set of three splits, never below its runs' mean on a group
     "minixception": ModelSpec(
         "MiniXception",
         None,
