@@ -272,6 +272,9 @@ def test_the_kept_model_is_said_as_its_epoch_its_soup_its_blend_or_the_start():
     assert kept_model(result(alpha=0.5), 1) == "epoch 4, interpolated 0.5 of the way from the start"
     soup = kept_model(result(soup_epochs=[4, 6, 21], soup_seeds=[1042, 2042]), 3)
     assert soup == "a soup of 2 of 3 runs (seeds 1042, 2042; the runs' epochs 4, 6, 21)"
+    large = kept_model(result(soup_epochs=[4, 6], soup_seeds=[1_234_567, 1_235_567], soup_alphas=[0.5, 1.0]), 2)
+    expected = "seeds 1234567, 1235567; the runs' epochs 4, 6; kept 0.5, 1 of the way from the start"
+    assert large == f"a soup of 2 of 2 runs ({expected})"
     start = kept_model(result(best_epoch=0, kept_start=True), 3)
     assert start == "the starting model itself (no training step or soup beat it on validation)"
 

@@ -147,4 +147,5 @@ def kept_model(result: FitResult, soup: int) -> str:
 
 
 def _listed(values: list[int] | list[float], separator: str) -> str:
-    return separator.join(f"{v:g}" for v in values)
+    """Seeds and epochs as they are; blends as short decimals (0.5, 1)."""
+    return separator.join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
