@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/pooled_methods.py --data COPY_OF/real-photos/MUXAGEDEV --labels Happy Neutral \\
         --group AGEDEV-YOUNG=young --group AGEDEV-OLDER=older [--seeds 42 43 44] [--training-seeds K] \\
-        [--work /tmp/fer-age-pooled] [--method NAME:key=value,key=value ...]
+        [--set key=value ...] [--work /tmp/fer-age-pooled] [--method NAME:key=value,key=value ...]
 
 Runs the pipeline's own commands in a scratch study project (each FOLDER/<name> is read, never written): crop
 every group's folder once, then per seed (which also draws the subject-disjoint splits) a split and an own-group
@@ -13,14 +13,16 @@ dropout on the same split), scored as their mean. Prints per method the mean and
 macro-F1 per age group, the worst group and the gap between groups, next to the own-group models and the
 off-the-shelf FER2013 model on the same test images, and per seed each model's macro-F1 gain over the
 off-the-shelf model with its paired interval (``baseline_gains.csv``); with K > 1, also each model's ensemble
-over its K training seeds (class probabilities averaged per test image). Writes ``results.json`` in the work
-folder.
+over its K training seeds (class probabilities averaged per test image). ``--set`` applies params to every model
+(``--set train.soup=1`` for single runs). Writes ``results.json`` in the work folder, and per seed and method the
+test predictions of every model and the baseline (``predictions/<seed>-<method>.csv``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -116,12 +118,15 @@ def main() -> None:
     parser.add_argument("--training-seeds", type=int, default=1, help="models per split, group and method")
     parser.add_argument("--work", type=Path, default=Path("/tmp/fer-age-pooled"))
     parser.add_argument("--method", action="append", default=[], help="NAME:key=value,... (params keys)")
+    parser.add_argument("--set", action="append", default=[], help="key=value for every model (params keys)")
     args = parser.parse_args()
     groups = dict(item.split("=", 1) for item in args.group)
     methods = dict(map(parse_variant, args.method)) or DEFAULT_METHODS
+    common = parse_variant("every model:" + ",".join(args.set))[1]
     work = args.work
     (work / "data" / "raw").mkdir(parents=True, exist_ok=True)
-    write_params(work, args.labels, args.seeds[0], study_settings(groups, {}))
+    (work / "predictions").mkdir(exist_ok=True)
+    write_params(work, args.labels, args.seeds[0], study_settings(groups, common))
     for name in groups:
         link = work / "data" / "raw" / name
         if not link.exists():
@@ -132,17 +137,18 @@ def main() -> None:
     gains: dict[str, list[dict[str, list[float]]]] = {OWN: []}
     for seed in args.seeds:
         training_seeds = [str(s) for s in soup_seeds(seed, args.training_seeds)]
-        write_params(work, args.labels, seed, study_settings(groups, {}), args.training_seeds)
+        write_params(work, args.labels, seed, study_settings(groups, common), args.training_seeds)
         for name in groups:
             fer_age(work, "split", name)
             for training_seed in training_seeds:
                 log = fer_age(work, "train", name, "--seed", training_seed).strip().splitlines()[-1]
                 print(f"seed {seed}, training seed {training_seed} | {log}", flush=True)
         for method, settings in methods.items():
-            write_params(work, args.labels, seed, study_settings(groups, settings), args.training_seeds)
+            write_params(work, args.labels, seed, study_settings(groups, {**common, **settings}), args.training_seeds)
             logs = [fer_age(work, "pool", "--seed", s).strip().splitlines()[-1] for s in training_seeds]
             log = " | ".join(logs)
             fer_age(work, "evaluate")  # every training seed's models; the cross-age table holds their means
+            shutil.copyfile(work / "results" / "predictions.csv", work / "predictions" / f"{seed}-{method}.csv")
             scores = group_scores(pd.read_csv(work / "results" / "cross_age_accuracy.csv"), groups)
             rows.setdefault(method, []).append(scores["pooled"])
             if args.training_seeds > 1:  # the same models' class probabilities averaged: one ensemble per split
