@@ -8,6 +8,7 @@ from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import combine_predictions  # noqa: E402
 import gpu_check  # noqa: E402
 import plan_full_study  # noqa: E402
 import pooled_methods  # noqa: E402
@@ -117,6 +118,34 @@ def test_pooled_methods_table_reads_each_models_row_and_takes_worst_group_and_ga
     assert own == {"young": pytest.approx([0.01, -0.04, 0.06]), "older": pytest.approx([0.03, -0.02, 0.08])}  # F1
     pooled = pooled_methods.paired_gains(gains, ["POOL-all"])
     assert pooled_methods.gains_text(pooled) == "young +0.050 [+0.000, +0.100]"
+
+
+def test_combined_predictions_average_the_first_runs_per_image_and_keep_each_model_to_its_own_rows():
+    import pandas as pd
+
+    probabilities = {  # (train group, seed) -> P(A) of images x1 (true A) and x2 (true B)
+        ("FER2013", -1): (0.2, 0.2),  # B for both: one of two right
+        ("young", 42): (0.6, 0.6),  # A for both: one right
+        ("young", 1042): (0.45, 0.1),  # B for both: one right
+        ("young", 2042): (0.0, 0.0),  # B for both, certain: spoils an ensemble of 3
+        ("older", 42): (1.0, 1.0),  # another group's model tested on young faces: never an own-group model
+    }
+    rows = [
+        (train, train == "FER2013", seed, "young", "YOUNG", source, true, p, 1 - p, False)
+        for (train, seed), pair in probabilities.items()
+        for source, true, p in zip(("x1", "x2"), (0, 1), pair, strict=True)
+    ]
+    rows += [("POOL-all", *row[1:]) for row in rows if row[0] == "young"]  # the pooled runs predict alike
+    columns = ["train_age_group", "baseline", "seed", "test_age_group", "test_dataset", "source", "true"]
+    frame = pd.DataFrame(rows, columns=[*columns, "p_A", "p_B", "seen_in_training"])
+    scores = combine_predictions.split_scores(frame, ["A", "B"], sizes=[2, 3])
+    one_of_two = pytest.approx(1 / 3)  # macro-F1 with one class never predicted
+    assert scores["off the shelf"] == {"young": one_of_two}
+    assert scores["own age group, one run (mean of 3)"] == {"young": one_of_two}
+    assert scores["own age group, ensemble of 2"] == {"young": 1.0}  # (0.525, 0.35): both right
+    assert scores["own age group, ensemble of 3"] == {"young": one_of_two}
+    assert scores["pooled, ensemble of 2"] == scores["own and pooled, ensemble of 2"] == {"young": 1.0}
+    assert scores["own age group, ensemble of 2, with the off-the-shelf model"] == {"young": one_of_two}
 
 
 def test_real_photos_trains_several_seeds_per_split_and_summarises_over_all_models(tmp_path):
