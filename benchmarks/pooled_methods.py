@@ -30,6 +30,7 @@ import pandas as pd
 from real_photos import SUBJECT_PATTERN, fer_age, parse_variant, write_params
 from sklearn.metrics import f1_score
 
+from fer_age.contracts import OWN_AND_POOLED
 from fer_age.modeling.selection import soup_seeds
 
 START = {"model": "minixception", "head": "default", "train.weights": "fer2013", "evaluate.baselines": ["fer2013"]}
@@ -55,15 +56,18 @@ def age_groups_of(groups: dict[str, str]) -> list[str]:
 
 
 def group_scores(cross_age: pd.DataFrame, groups: dict[str, str]) -> dict[str, dict[str, float]]:
-    """Test macro-F1 per age group of the pooled model, the own-group models and the baseline, from one
-    ``cross_age_accuracy.csv``."""
+    """Test macro-F1 per age group of the pooled model, the own-group models and the baseline (and of the pooled
+    and own-group models together, ``POOL-all+own``, where evaluated), from one ``cross_age_accuracy.csv``."""
     f1 = cross_age.set_index(["train_age_group", "test_age_group"])["macro_f1"]
     age_groups = age_groups_of(groups)
-    return {
+    scores = {
         "pooled": {g: float(f1[("POOL-all", g)]) for g in age_groups},
         OWN: {g: float(f1[(g, g)]) for g in age_groups},
         BASELINE: {g: float(f1[("FER2013", g)]) for g in age_groups},
     }
+    if OWN_AND_POOLED in f1.index.get_level_values(0):  # evaluate.own_and_pooled
+        scores[OWN_AND_POOLED] = {g: float(f1[(OWN_AND_POOLED, g)]) for g in age_groups}
+    return scores
 
 
 def ensemble_scores(predictions: pd.DataFrame, labels: list[str], groups: dict[str, str]) -> dict[str, dict]:
@@ -151,6 +155,10 @@ def main() -> None:
             shutil.copyfile(work / "results" / "predictions.csv", work / "predictions" / f"{seed}-{method}.csv")
             scores = group_scores(pd.read_csv(work / "results" / "cross_age_accuracy.csv"), groups)
             rows.setdefault(method, []).append(scores["pooled"])
+            if OWN_AND_POOLED in scores:
+                rows.setdefault(f"{method}, with the own-group model ({OWN_AND_POOLED})", []).append(
+                    scores[OWN_AND_POOLED]
+                )
             if args.training_seeds > 1:  # the same models' class probabilities averaged: one ensemble per split
                 ensembles = ensemble_scores(pd.read_csv(work / "results" / "predictions.csv"), args.labels, groups)
                 rows.setdefault(f"{method}, ensemble of {args.training_seeds}", []).append(ensembles["pooled"])

@@ -101,6 +101,10 @@ def test_pooled_methods_table_reads_each_models_row_and_takes_worst_group_and_ga
     assert scores["pooled"] == pytest.approx({"young": 0.4, "older": 0.5})
     assert scores[pooled_methods.OWN] == pytest.approx({"young": 0.0, "older": 0.3})  # young on young, older on older
     assert scores[pooled_methods.BASELINE] == pytest.approx({"young": 0.6, "older": 0.7})
+    assert pooled_methods.OWN_AND_POOLED not in scores  # not evaluated: no row
+    combined = pd.DataFrame({"train_age_group": "POOL-all+own", "test_age_group": ["young", "older"], "macro_f1": 0.9})
+    with_combined = pooled_methods.group_scores(pd.concat([cross_age, combined]), groups)
+    assert with_combined[pooled_methods.OWN_AND_POOLED] == pytest.approx({"young": 0.9, "older": 0.9})
     row = pooled_methods.summary_row("pooled", [{"young": 0.9, "older": 0.8}, {"young": 0.7, "older": 0.6}])
     assert row == "| pooled | 0.800 ± 0.100 (0.900 / 0.700) | 0.700 ± 0.100 (0.800 / 0.600) | 0.700 | 0.100 |"
     gains = pd.DataFrame(

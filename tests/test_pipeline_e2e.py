@@ -407,6 +407,31 @@ def test_changing_one_dataset_reruns_only_what_changes(study_copy):
         assert f"Running stage '{other}'" not in out
 
 
+def test_own_and_pooled_rows_rerun_only_evaluate_and_average_the_two_models_predictions(study_copy):
+    params = yaml.safe_load((study_copy / "params.yaml").read_text())
+    params["evaluate"]["own_and_pooled"] = True
+    (study_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run(["dvc", "repro", "evaluate"], study_copy).stdout
+    assert "Running stage 'evaluate'" in out and "Running stage 'pool@42'" not in out
+    predictions = pd.read_csv(study_copy / "results" / "predictions.csv")
+    columns = [c for c in predictions.columns if c.startswith("p_")]
+    keys = ["seed", "test_dataset", "source"]
+    combined = predictions[predictions["train_dataset"] == "POOL-all+own"].set_index(keys)[columns].sort_index()
+    pooled = predictions[predictions["train_dataset"] == "POOL-all"].set_index(keys)[columns]
+    own = predictions[predictions["train_dataset"] == predictions["test_dataset"]].set_index(keys)[columns]
+    assert len(combined) == len(pooled) > 0  # every test image of every seed
+    expected = ((pooled + own) / 2).loc[combined.index]
+    np.testing.assert_allclose(combined.to_numpy(), expected.to_numpy(), atol=1e-6)
+    cross_age = pd.read_csv(study_copy / "results" / "cross_age_accuracy.csv")
+    assert set(cross_age.loc[cross_age["train_age_group"] == "POOL-all+own", "test_age_group"]) == {
+        "child",
+        "adult",
+        "older",
+    }
+    metrics = json.loads((study_copy / "results" / "metrics.json").read_text())
+    assert {"POOL-all", "POOL-all+own"} <= set(metrics["mixed_age"]) and "POOL-all+own" in metrics["baseline_gain"]
+
+
 def test_experiment_runs_carry_the_experiment_name_and_register_a_new_version(study_copy):
     out = run(
         ["dvc", "exp", "run", "-n", "two-epochs", "-S", "train.epochs=2", "train@SAMPLE-CHILD-42"], study_copy

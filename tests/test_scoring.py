@@ -370,3 +370,50 @@ def test_without_a_baseline_there_is_no_gain_to_report(predictions):
     assert "off-the-shelf" not in report and "baseline_gain" not in metrics_dict(
         gap_table(predictions, AGE_GROUPS, 4, 100, 0.95, 0), _cross_age(predictions), 1, gains
     )
+
+
+def test_own_and_pooled_rows_average_the_pooled_and_the_own_model_per_image():
+    """POOL-all+own: per test image, the mean of the pooled model's and of its own dataset's model's class
+    probabilities (a class neither predicted can win), same seed only; another dataset's model and the baseline
+    never enter; seen-in-training and degenerate flags carry over; scored as a mixed-age model."""
+    from fer_age.contracts import OWN_AND_POOLED
+    from fer_age.results.combined import own_and_pooled_rows
+
+    def frame(predictor, test, group, probabilities, seen=()):
+        return prediction_frame(predictor, _split(test, group, [1, 2]), LABELS, np.array(probabilities), seen)
+
+    pooled = [_predictor("POOL-all", "POOL-all", seed=s) for s in (42, 43)]
+    child, adult = _predictor("SAMPLE-CHILD", "child"), _predictor("SAMPLE-ADULT", "adult", degenerate="one class")
+    baseline = _predictor("FER2013", "FER2013", baseline=True, seed=-1)
+    pooled_probs = [[0.55, 0.45, 0, 0], [0, 0, 1, 0]]  # Angry, Happy
+    own_probs = [[0.1, 0.4, 0.5, 0], [0, 0, 1, 0]]  # Happy, Happy: the mean says Fear, Happy
+    frames = [
+        *(
+            frame(m, test, g, pooled_probs)
+            for m in pooled
+            for test, g in (("SAMPLE-CHILD", "child"), ("SAMPLE-ADULT", "adult"))
+        ),
+        frame(child, "SAMPLE-CHILD", "child", own_probs),
+        frame(child, "SAMPLE-ADULT", "adult", [[1, 0, 0, 0]] * 2),  # another group's model: not an own model
+        frame(adult, "SAMPLE-ADULT", "adult", own_probs, seen={"SAMPLE-ADULT-1"}),
+        frame(baseline, "SAMPLE-CHILD", "child", [[0, 0, 0, 1]] * 2),
+    ]
+    predictions = pd.concat(frames, ignore_index=True)
+    rows = own_and_pooled_rows(predictions, LABELS)
+    assert list(rows.columns) == list(predictions.columns)
+    assert len(rows) == 4 and set(rows["seed"]) == {42}  # seed 43 has no own models
+    assert set(rows["train_dataset"]) == set(rows["train_age_group"]) == {OWN_AND_POOLED}
+    by_test = {test: part for test, part in rows.groupby("test_dataset")}
+    child_rows = by_test["SAMPLE-CHILD"]
+    assert child_rows["predicted"].tolist() == [1, 2] and child_rows["predicted_label"].tolist() == ["Fear", "Happy"]
+    assert child_rows[[f"p_{label}" for label in LABELS]].to_numpy()[0] == pytest.approx([0.325, 0.425, 0.25, 0])
+    assert not child_rows["degenerate"].any() and not child_rows["seen_in_training"].any()
+    adult_rows = by_test["SAMPLE-ADULT"]
+    assert adult_rows["seen_in_training"].tolist() == [False, True]
+    assert adult_rows["degenerate"].all() and set(adult_rows["degenerate_reason"]) == {"one class"}
+    assert own_and_pooled_rows(predictions[~predictions["train_dataset"].eq("POOL-all")], LABELS).empty
+
+    scored = pd.concat([predictions, rows], ignore_index=True)
+    scored = scored[~scored["seen_in_training"]]
+    metrics = metrics_dict(gap_table(scored, AGE_GROUPS, 4, 100, 0.95, 0), _cross_age(scored), 2)
+    assert metrics["mixed_age"][OWN_AND_POOLED]["child"] == 1.0  # Fear and Happy, both right

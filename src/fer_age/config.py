@@ -193,8 +193,7 @@ class TrainConfig(Section):
     start_margin: float = 0.0  # validation gain over the starting classifier needed to keep anything else
     ema_epochs: float = 0.0  # weights averaged (EMA) over about this many epochs of steps; 0 = off
     soup: int | None = None  # runs from one start, averaged into one model; null: the model's default (1 = off)
-    # which runs the soup averages: greedy (those that help on validation) or uniform; ensemble: no weight average,
-    # every run kept and their class probabilities averaged; null: the model's default
+    # greedy (the runs that help on validation) | uniform: weights averaged; ensemble: probabilities; null: default
     soup_recipe: str | None = None
 
 
@@ -226,6 +225,7 @@ class EvaluateConfig(Section):
     gallery_size: int = 16
     baselines: list[str] = field(default_factory=list)
     flip_average: bool = False  # test-time augmentation: average each image's and its mirror's probabilities
+    own_and_pooled: bool = False  # also score POOL-all and each test set's own model averaged (POOL-all+own)
 
 
 @dataclass(frozen=True)

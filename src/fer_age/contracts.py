@@ -165,6 +165,9 @@ def pool_name(held_out: str | None) -> str:
     return f"{POOL_PREFIX}-all" if held_out is None else f"{POOL_PREFIX}-no-{held_out}"
 
 
+OWN_AND_POOLED = f"{POOL_PREFIX}-all+own"  # the rows of evaluate.own_and_pooled: POOL-all and each test set's own model
+
+
 def held_out_group(name: str) -> str | None:
     """The age group a leave-one-out pooled model never saw (``POOL-no-<group>``), else None."""
     prefix = f"{POOL_PREFIX}-no-"

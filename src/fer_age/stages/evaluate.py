@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+import pandas as pd
+
 from fer_age.config import Config
 from fer_age.contracts import (
     AGE_GAPS,
@@ -22,6 +24,7 @@ from fer_age.contracts import (
     fresh_dir,
 )
 from fer_age.modeling.inference import baseline_predictor, load_test_splits, predict_all, trained_models
+from fer_age.results.combined import own_and_pooled_rows
 from fer_age.results.figures import write_figures
 from fer_age.results.gains import baseline_gain_table
 from fer_age.results.gaps import gap_table, recall_table
@@ -42,6 +45,9 @@ def main(config: Config, args: argparse.Namespace) -> None:
         predictors += [baseline] if baseline else []
     experiment_id = connect(config.tracking.experiment)  # an unreachable store fails before the work
     all_predictions = predict_all(predictors, tests, config.labels, SPLITS, config.evaluate.flip_average)
+    if config.evaluate.own_and_pooled:
+        combined = own_and_pooled_rows(all_predictions, config.labels)
+        all_predictions = pd.concat([all_predictions, combined], ignore_index=True)
     leaked = all_predictions[all_predictions["seen_in_training"]]
     if len(leaked):  # the same image in two datasets: left out of the scores of models that trained on it
         pairs = leaked.groupby(["train_dataset", "test_dataset"]).size()
