@@ -18,25 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pooled_methods import summary_row
-from sklearn.metrics import f1_score
+from pooled_methods import macro_f1, probabilities, summary_row
 
 POOLED = "POOL-all"
-
-
-def probabilities(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Mean class probabilities per test image of the rows in ``frame``."""
-    return frame.groupby(["test_age_group", "test_dataset", "source", "true"], sort=False)[columns].mean()
-
-
-def macro_f1(probs: pd.DataFrame, n_classes: int) -> dict[str, float]:
-    """Test macro-F1 per age group of averaged class probabilities."""
-    scores = {}
-    for group, cell in probs.groupby(level="test_age_group", sort=False):
-        true = cell.index.get_level_values("true")
-        predicted = cell.to_numpy().argmax(axis=1)
-        scores[group] = float(f1_score(true, predicted, labels=range(n_classes), average="macro", zero_division=0))
-    return scores
 
 
 def first_runs(trained: pd.DataFrame, size: int) -> pd.DataFrame:

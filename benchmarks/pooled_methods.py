@@ -70,22 +70,32 @@ def group_scores(cross_age: pd.DataFrame, groups: dict[str, str]) -> dict[str, d
     return scores
 
 
+def probabilities(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Mean class probabilities per test image of the rows in ``frame`` (an ensemble over its models and seeds)."""
+    return frame.groupby(["test_age_group", "test_dataset", "source", "true"], sort=False)[columns].mean()
+
+
+def macro_f1(probs: pd.DataFrame, n_classes: int) -> dict[str, float]:
+    """Test macro-F1 per age group of averaged class probabilities."""
+    scores = {}
+    for group, cell in probs.groupby(level="test_age_group", sort=False):
+        true = cell.index.get_level_values("true")
+        predicted = cell.to_numpy().argmax(axis=1)
+        scores[group] = float(f1_score(true, predicted, labels=range(n_classes), average="macro", zero_division=0))
+    return scores
+
+
 def ensemble_scores(predictions: pd.DataFrame, labels: list[str], groups: dict[str, str]) -> dict[str, dict]:
     """Test macro-F1 per age group of each trained model's ensemble over its training seeds (their class
     probabilities averaged per test image), from one ``predictions.csv``: keys ``pooled`` and ``own age group``."""
     trained = predictions[~predictions["baseline"] & ~predictions["seen_in_training"]]
     columns = [f"p_{label}" for label in labels]
-    keys = ["train_age_group", "test_age_group", "test_dataset", "source", "true"]
-    mean = trained.groupby(keys, sort=False)[columns].mean().reset_index()
-    mean["predicted"] = mean[columns].to_numpy().argmax(axis=1)
-    scores: dict[str, dict] = {"pooled": {}, OWN: {}}
-    for (train, test), cell in mean.groupby(["train_age_group", "test_age_group"]):
-        f1 = f1_score(cell["true"], cell["predicted"], labels=range(len(labels)), average="macro", zero_division=0)
-        if train == "POOL-all":
-            scores["pooled"][test] = float(f1)
-        elif train == test:
-            scores[OWN][test] = float(f1)
+    models = {
+        "pooled": trained[trained["train_age_group"] == "POOL-all"],
+        OWN: trained[trained["train_age_group"] == trained["test_age_group"]],
+    }
     order = age_groups_of(groups)
+    scores = {name: macro_f1(probabilities(rows, columns), len(labels)) for name, rows in models.items()}
     return {name: {g: by_group[g] for g in order} for name, by_group in scores.items()}
 
 
