@@ -71,6 +71,7 @@ def _dataset(**entry) -> dict:
         (_with("pool", coral_weight=0), "'pool.coral_weight'"),
         (_with("pool", mixup_alpha=0), "'pool.mixup_alpha'"),
         (_with("train", ema_epochs=-1), "'train.ema_epochs'"),
+        (_with("train", probe_epochs=-1), "'train.probe_epochs'"),
         (_with("train", soup=0), "'train.soup' is 0"),
         (_with("train", soup_recipe="mean"), "'train.soup_recipe' is 'mean'; choose one of greedy, uniform"),
         (_with("train", interpolation=[0.5, 1.5]), "'train.interpolation[1]' is 1.5"),

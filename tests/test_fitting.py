@@ -314,3 +314,60 @@ def test_an_ensemble_is_saved_registered_and_served_as_one_model(tmp_path, monke
     x = preprocessing_fn(model_spec(info.model), info.preprocessing)(gray.astype(np.float32))
     columns = [f"p_{label}" for label in LABELS]
     np.testing.assert_allclose(served[columns].to_numpy(), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_a_linear_probe_trains_the_head_alone_and_restores_every_layers_flag(tmp_path):
+    """``head_only`` with real Keras fits: inside it only the head's weights move (the base's BatchNorm statistics
+    included stay put); after it, the base trains again."""
+    import keras
+
+    from fer_age.modeling.models import build_model
+    from fer_age.modeling.probing import head_layers, head_only
+    from fer_age.registry import model_spec
+
+    keras.utils.set_random_seed(0)
+    classifier = build_model(model_spec("compactcnn"), "m2", 32, LABELS, "none")
+    head = {layer.name for layer in head_layers(classifier)}
+    assert head == {"head_pool", "head_batchnorm", "head_classes"}
+    flags = {layer.name: layer.trainable for layer in classifier.layers}
+    x = np.random.default_rng(0).uniform(0, 1, (16, 32, 32, 3)).astype("float32")
+    y = np.eye(len(LABELS))[np.arange(16) % len(LABELS)]
+
+    def fitted_weights() -> dict[str, list[np.ndarray]]:
+        classifier.compile(keras.optimizers.Adam(1e-2), "categorical_crossentropy")
+        before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in classifier.layers}
+        classifier.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        return {
+            name: [not np.array_equal(a, b) for a, b in zip(weights, layer.get_weights())]
+            for name, weights, layer in zip(before, before.values(), classifier.layers)
+            if weights
+        }
+
+    with head_only(classifier):
+        moved = fitted_weights()
+    assert {name for name, changed in moved.items() if any(changed)} == head - {"head_pool"}  # the rest: no weights
+    assert {layer.name: layer.trainable for layer in classifier.layers} == flags
+    moved = fitted_weights()
+    assert any(any(changed) for name, changed in moved.items() if name not in head)
+
+
+def test_probe_epochs_come_first_and_selection_keeps_the_best_epoch_of_both_fits(tmp_path, monkeypatch):
+    """``train.probe_epochs``: the probe's epochs are epochs 1..N of one history, the fine-tuning epochs go on from
+    there, and the kept epoch is the best of the start and all of them (not only of the second fit)."""
+    import mlflow
+
+    from fer_age.loading import config_from_dict
+    from fer_age.modeling.fitting import fit_run
+    from fer_age.modeling.hyperparameters import Hyperparameters
+    from fer_age.modeling.selection import selection_key
+
+    hp = Hyperparameters.resolve(config_from_dict(tiny_params()), 42)
+    hp = dataclasses.replace(hp, epochs=2, probe_epochs=2, augment=False, interpolation=())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with mlflow.start_run():
+        run = fit_run(hp, LABELS, [learnable_split(tmp_path)], AGE_GROUPS)
+    assert [r["epoch"] for r in run.records] == [1, 2, 3, 4]
+    scores = [run.initial, *run.records]
+    keys = [selection_key(s, hp.monitor, len(LABELS)) for s in scores]
+    assert run.best_epoch == max(range(len(keys)), key=keys.__getitem__)
+    assert run.validate()[hp.monitor] == scores[run.best_epoch][hp.monitor]  # the model holds the kept epoch

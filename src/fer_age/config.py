@@ -171,10 +171,11 @@ class TrainConfig(Section):
 
     weights: str = "pretrained"  # pretrained (each model's own) | imagenet | fer2013 | none | a weights file
     preprocessing: str = "backbone"  # backbone | rescale
-    epochs: int | None = None
+    epochs: int | None = None  # fine-tuning epochs (after train.probe_epochs)
     batch_size: int | None = None
     learning_rate: float | None = None
     fine_tune_layers: int | None = None
+    probe_epochs: int = 0  # LP-FT: epochs training the head alone before fine-tuning (0 = off)
     freeze_batchnorm: bool = True  # pretrained BatchNorm layers stay in inference mode while fine-tuning
     early_stopping_patience: int = 11
     reduce_lr_patience: int = 7
@@ -193,8 +194,7 @@ class TrainConfig(Section):
     start_margin: float = 0.0  # validation gain over the starting classifier needed to keep anything else
     ema_epochs: float = 0.0  # weights averaged (EMA) over about this many epochs of steps; 0 = off
     soup: int | None = None  # runs from one start, averaged into one model; null: the model's default (1 = off)
-    # greedy (the runs that help on validation) | uniform: weights averaged; ensemble: probabilities; null: default
-    soup_recipe: str | None = None
+    soup_recipe: str | None = None  # greedy | uniform: weights averaged; ensemble: probabilities; null: default
 
 
 @dataclass(frozen=True)

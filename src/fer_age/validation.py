@@ -228,9 +228,10 @@ def validate(c: Config) -> None:
         ("fine_tune_layers", t.fine_tune_layers, 100_000),
         ("early_stopping_patience", t.early_stopping_patience, 1000),
         ("reduce_lr_patience", t.reduce_lr_patience, 1000),
+        ("probe_epochs", t.probe_epochs, 1000),
     ):
         if value is not None:
-            _in_range(value, 0 if key == "fine_tune_layers" else 1, high, f"train.{key}")
+            _in_range(value, 0 if key in ("fine_tune_layers", "probe_epochs") else 1, high, f"train.{key}")
     if t.learning_rate is not None:
         _in_range(t.learning_rate, 0, 1, "train.learning_rate", open_low=True)
     _in_range(t.reduce_lr_factor, 0, 1, "train.reduce_lr_factor", open_low=True)

@@ -32,6 +32,8 @@ def selection_callbacks(
         """Keeps the weights of the best epoch by :func:`selection_key`, the untrained model (epoch 0) included."""
 
         def on_train_begin(self, logs=None):
+            if hasattr(self, "best_weights"):  # a second fit (after train.probe_epochs' probe) goes on from the first
+                return
             self.start = dict(initial)
             self.best_epoch, self.best = 0, dict(self.start)
             self.best_weights = self.model.get_weights()

@@ -94,6 +94,7 @@ def fit_run(
 
     from fer_age.modeling.inputs import load_splits, make_dataset, with_device_input
     from fer_age.modeling.models import build_model, preprocessing_fn
+    from fer_age.modeling.probing import head_only
 
     keras.utils.set_random_seed(hp.seed)
     tf.config.experimental.enable_op_determinism()
@@ -132,11 +133,16 @@ def fit_run(
         model = training_model(
             model, hp.l2_sp, n_groups, hp.dro_step, class_weights, hp.label_smoothing, hp.coral_weight, features
         )
-        model.compile(
-            optimizer=keras.optimizers.Adam(hp.learning_rate, use_ema=hp.ema_epochs > 0, ema_momentum=momentum),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
-            metrics=["accuracy", argmax_macro_f1(n_classes)],
-        )
+
+    def compile_model() -> None:  # a fresh optimizer; the layers' trainable flags count from here
+        with strategy.scope():
+            model.compile(
+                optimizer=keras.optimizers.Adam(hp.learning_rate, use_ema=hp.ema_epochs > 0, ema_momentum=momentum),
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
+                metrics=["accuracy", argmax_macro_f1(n_classes)],
+            )
+
+    compile_model()
     if shared_start is not None:
         model.set_weights(shared_start)  # a soup's runs share one start (a random head's initialisation included)
 
@@ -157,7 +163,13 @@ def fit_run(
     records: list[dict] = []
     best, callbacks = selection_callbacks(hp, records, initial, n_classes, group_scores)
     start = model.get_weights()
-    model.fit(train_ds, validation_data=valid_ds, epochs=hp.epochs, callbacks=callbacks, verbose=2, shuffle=False)
+    fit_args = {"validation_data": valid_ds, "callbacks": callbacks, "verbose": 2, "shuffle": False}
+    if hp.probe_epochs:  # LP-FT: the head alone first (epochs 1..probe_epochs); fine-tuning goes on from the best
+        with head_only(classifier):
+            compile_model()
+            model.fit(train_ds, epochs=hp.probe_epochs, **fit_args)
+        compile_model()
+    model.fit(train_ds, initial_epoch=hp.probe_epochs, epochs=hp.probe_epochs + hp.epochs, **fit_args)
     return Run(
         model, classifier, validate, valid_probabilities, y_valid, valid_groups, start, initial, best.best_epoch,
         best.best, records, len(y_train), n_classes, hp.seed,

@@ -24,6 +24,7 @@ class Hyperparameters:
     weights: str
     preprocessing: str
     fine_tune_layers: int | None
+    probe_epochs: int  # LP-FT: epochs training the head alone before the fine-tuning epochs (0 = off)
     freeze_batchnorm: bool  # False unless the model starts from pretrained weights
     seed: int
     augment: bool
@@ -69,6 +70,7 @@ class Hyperparameters:
             weights=weights,
             preprocessing=preprocessing_mode(spec, t.preprocessing),
             fine_tune_layers=t.fine_tune_layers if t.fine_tune_layers is not None else spec.fine_tune_layers,
+            probe_epochs=t.probe_epochs,
             freeze_batchnorm=t.freeze_batchnorm and weights != "none",
             seed=seed,
             augment=t.augment,

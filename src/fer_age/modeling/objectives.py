@@ -163,7 +163,8 @@ def training_model(
     class Fitted(keras.Model):
         def __init__(self, inner: keras.Model):
             super().__init__(inner.inputs, inner.outputs, name=inner.name)
-            self.anchors = [ops.convert_to_tensor(w.numpy()) for w in self.trainable_weights] if l2_sp else []
+            # by variable path: the trainable set can shrink and grow (train.probe_epochs' head-only epochs)
+            self.anchors = {w.path: ops.convert_to_tensor(w.numpy()) for w in self.trainable_weights} if l2_sp else {}
             self.classes = ops.convert_to_tensor(np.ones(1) if class_weights is None else class_weights, "float32")
             self.group_weights = keras.Variable(
                 np.full(max(n_groups, 1), 1 / max(n_groups, 1), np.float32), trainable=False
@@ -180,7 +181,7 @@ def training_model(
             else:
                 loss = super().compute_loss(x, y, y_pred, sample_weight, training)
             if l2_sp:
-                moved = [ops.sum(ops.square(w - a)) for w, a in zip(self.trainable_weights, self.anchors)]
+                moved = [ops.sum(ops.square(w - self.anchors[w.path])) for w in self.trainable_weights]
                 loss = loss + l2_sp * ops.sum(ops.stack(moved))
             return loss
 
