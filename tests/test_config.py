@@ -220,13 +220,30 @@ def test_check_warns_before_any_work_when_the_starting_weights_are_not_here(tmp_
     assert "warning" not in capsys.readouterr().out
 
 
+def test_head_left_null_is_the_models_own_and_a_set_head_wins():
+    """``head`` null (params.yaml's default) gives the FER2013 mini-Xception its own classifier, so that
+    ``-S model=minixception`` fine-tunes the off-the-shelf model, and the other models the m2 head."""
+    from fer_age.modeling.hyperparameters import Hyperparameters
+
+    def head(model: str, **overrides) -> str:
+        config = config_from_dict(tiny_params(model=model, **overrides))
+        assert Hyperparameters.resolve(config, 42).head == config.head
+        return config.head
+
+    assert tiny_params()["head"] is None
+    assert head("minixception") == "default" and head("compactcnn") == "m2" and head("resnet50") == "m2"
+    assert head("minixception", head="m1") == "m1" and head("compactcnn", head="m1") == "m1"
+    with pytest.raises(ConfigError, match="'model' is 'nosuchnet'"):
+        config_from_dict(tiny_params(model="nosuchnet"))
+
+
 def test_minixception_defaults_to_an_ensemble_of_three_runs_and_params_override_it():
     """``train.soup`` and ``train.soup_recipe`` left null take the model's registry defaults: the FER2013
     mini-Xception fine-tunes three runs kept as an ensemble, the other models one run; set, the params win."""
     from fer_age.modeling.hyperparameters import Hyperparameters
 
     def resolved(model: str, **train) -> tuple[int, str]:
-        params = tiny_params(model=model, head="default" if model == "minixception" else "m2")
+        params = tiny_params(model=model)
         params["train"].update(train)
         hp = Hyperparameters.resolve(config_from_dict(params), 42, pooled=True)
         return hp.soup, hp.soup_recipe

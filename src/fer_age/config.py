@@ -246,7 +246,7 @@ class Config(Section):
     labels: list[str] = field(default_factory=lambda: list(STUDY_LABELS))
     age_groups: list[str] = field(default_factory=lambda: list(AGE_GROUPS))
     model: str = "mobilenetv2"
-    head: str = "m2"
+    head: str | None = None  # None: the model's own (registry.ModelSpec.own_head), resolved on loading
     sample: SampleConfig = field(default_factory=SampleConfig)
     crop: CropConfig = field(default_factory=CropConfig)
     split: SplitConfig = field(default_factory=SplitConfig)

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from fer_age.config import MOVED_KEYS, Config, ConfigError, Entries, Section, shown
+from fer_age.registry import MODEL_NAMES, model_spec
 from fer_age.validation import validate
 
 
@@ -57,6 +58,9 @@ def load_config(path: str | Path = "params.yaml") -> Config:
 def config_from_dict(data: dict[str, Any]) -> Config:
     """Build and validate a :class:`Config` from a plain mapping."""
     config = _build(Config, data, "")
+    model = object.__getattribute__(config, "model")
+    if object.__getattribute__(config, "head") is None and model in MODEL_NAMES:  # else validate names 'model'
+        object.__setattr__(config, "head", model_spec(model).own_head)
     validate(config)
     return config
 

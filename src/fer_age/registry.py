@@ -39,6 +39,11 @@ class ModelSpec:
     imagenet_file: str = ""  # the no-top ImageNet weights file Keras downloads ({size}: MobileNetV2's input size)
 
     @property
+    def own_head(self) -> str:
+        """``head``'s default for this model: its own classifier where it has one, else ``m2``."""
+        return "default" if self.default_head else "m2"
+
+    @property
     def pretrained(self) -> bool:
         return self.weights[0] != "none"
 

@@ -58,11 +58,12 @@ class Hyperparameters:
         method = config.pool.method if pooled else "erm"
         worst_group = pooled and config.pool.selection == "worst_group"
         weights = spec.weights[0] if t.weights == "pretrained" else t.weights
-        starts_as_classifier = config.head == "default" and weights != "none"
+        head = config.head or spec.own_head  # set by the loader; a config built in code may leave it None
+        starts_as_classifier = head == "default" and weights != "none"
         return cls(
             spec=spec,
             model=config.model,
-            head=config.head,
+            head=head,
             img_size=config.img_size,
             epochs=t.epochs or spec.epochs,
             learning_rate=t.learning_rate or spec.learning_rate,

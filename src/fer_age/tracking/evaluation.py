@@ -90,7 +90,7 @@ def log_to_mlflow(
             )
             continue
         children[run.info.run_id] = predictor
-    tags = run_tags(stage="evaluate", name="evaluate", model=config.model, head=config.head)
+    tags = run_tags(stage="evaluate", name="evaluate", model=config.model, head=str(config.head))
     with tracked_run(experiment_id, f"study · {config.model} {config.head} · {len(config.seeds)} seeds", tags) as run:
         parent = run.info.run_id
         mlflow.log_params(
