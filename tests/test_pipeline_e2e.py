@@ -161,6 +161,8 @@ def test_cross_age_tables_hold_per_image_groups_pooled_model_and_baseline(study)
     assert {("child", "child"), ("adult", "adult"), ("POOL-all", "older"), ("adult+older", "older")} <= pairs
     assert ("child", "adult") not in pairs and (gains["baseline"] == "FER2013").all()
     assert (gains["gain_ci_low"] <= gains["gain_ci_high"]).all() and set(gains["score"]) == {"accuracy", "macro_f1"}
+    accuracy = gains[gains["score"] == "accuracy"]  # an accuracy gain is the answers fixed minus those broken
+    assert np.allclose(accuracy["gain"], (accuracy["images_fixed"] - accuracy["images_broken"]) / accuracy["n_images"])
     assert "## Against the off-the-shelf model" in report
     recall = pd.read_csv(study / "results" / "recall_by_emotion.csv")
     assert set(recall["emotion"]) == {"Angry", "Fear", "Happy", "Sad"}

@@ -347,6 +347,7 @@ def test_gains_over_the_baseline_are_paired_on_the_same_test_images_and_reported
     assert (better.trained_value, better.baseline_value, better.gain) == pytest.approx((0.9, 0.6, 0.3))
     assert 0 < better.gain_ci_low < 0.3 < better.gain_ci_high and better.verdict == "trained higher"
     assert better.n_seeds == 2 and better.gain_sd == 0  # both seeds predict alike
+    assert (better.images_fixed, better.images_broken, same.images_fixed, same.images_broken) == (6, 0, 0, 0)
 
     metrics = metrics_dict(gap_table(predictions, AGE_GROUPS, 4, 100, 0.95, 0), _cross_age(predictions), 2, gains)
     assert metrics["baseline_gain"]["child"]["child"]["gain"] == 0.3
@@ -356,7 +357,31 @@ def test_gains_over_the_baseline_are_paired_on_the_same_test_images_and_reported
     )
     assert "## Against the off-the-shelf model" in report
     assert "- child models on child test images (20), accuracy: 0.900 vs 0.600, gain +30.0 points [" in report
-    assert "SD over seeds 0.0: trained higher" in report
+    assert (
+        "SD over seeds 0.0: trained higher (6 of the baseline's errors fixed, 0 of its right answers broken" in report
+    )
+
+
+def test_gains_count_the_baselines_answers_each_trained_model_fixes_and_breaks():
+    """Per trained model (seed), images the baseline got wrong and it got right, and the reverse, averaged: seed
+    42 fixes 3 and breaks 1, seed 43 fixes 1 and breaks 3, so both average 2 while the gain is 0 on average."""
+    from fer_age.results.gains import baseline_gain_table
+
+    baseline = _predictor("FER2013", "FER2013", baseline=True, seed=-1)
+    true = np.array([0, 1, 2, 3] * 3)
+    base_pred = np.where(np.arange(12) < 8, true, (true + 1) % 4)  # images 8..11 wrong
+    first, second = base_pred.copy(), base_pred.copy()
+    first[[8, 9, 10]], first[0] = true[[8, 9, 10]], 1  # fixes 8, 9, 10; breaks 0
+    second[8], second[[0, 1, 2]] = true[8], (true[[0, 1, 2]] + 1) % 4  # fixes 8; breaks 0, 1, 2
+    frames = [
+        _frame(baseline, "SAMPLE-CHILD", "child", true, base_pred),
+        _frame(_predictor("SAMPLE-CHILD", "child", seed=42), "SAMPLE-CHILD", "child", true, first),
+        _frame(_predictor("SAMPLE-CHILD", "child", seed=43), "SAMPLE-CHILD", "child", true, second),
+    ]
+    gains = baseline_gain_table(pd.concat(frames, ignore_index=True), AGE_GROUPS, 4, 100, 0.95, 0)
+    accuracy = gains[gains["score"] == "accuracy"].iloc[0]
+    assert (accuracy.images_fixed, accuracy.images_broken, accuracy.n_seeds) == (2, 2, 2)
+    assert accuracy.gain == pytest.approx(0) and accuracy.gain_sd > 0
 
 
 def test_without_a_baseline_there_is_no_gain_to_report(predictions):

@@ -2,7 +2,8 @@
 
 The gain is a trained model's score minus the baseline's on the test images both predicted. Its interval is
 paired: each bootstrap replicate draws the same test images for both (so what the images share cancels out) and
-draws the trained models' seeds, as every interval of the evaluation does.
+draws the trained models' seeds, as every interval of the evaluation does. Beside it, how many of those images
+a trained model answers differently: fixed (the baseline wrong, the model right) and broken (the reverse).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ GAIN_COLUMNS = [
     "verdict",
     "n_seeds",
     "n_images",
+    "images_fixed",
+    "images_broken",
 ]
 
 
@@ -53,6 +56,19 @@ def gain_comparisons(predictions: pd.DataFrame, age_groups: list[str]) -> list[t
     return found
 
 
+def changed_answers(trained: pd.DataFrame, base: pd.DataFrame) -> tuple[float, float]:
+    """Test images a trained model answers right where the baseline is wrong (fixed) and wrong where it is right
+    (broken), counted per trained model (seed) and averaged over them: where a gain comes from."""
+    base_right = pd.Series((base["true"] == base["predicted"]).to_numpy(), index=image_ids(base))
+    was_right = base_right[~base_right.index.duplicated()].loc[image_ids(trained)].to_numpy()
+    right = (trained["true"] == trained["predicted"]).to_numpy()
+    changed = pd.DataFrame(
+        {"seed": trained["seed"].to_numpy(), "fixed": right & ~was_right, "broken": was_right & ~right}
+    )
+    per_seed = changed.groupby("seed").sum()
+    return float(per_seed["fixed"].mean()), float(per_seed["broken"].mean())
+
+
 def baseline_gain_table(
     predictions: pd.DataFrame, age_groups: list[str], n_classes: int, samples: int, level: float, seed: int
 ) -> pd.DataFrame:
@@ -69,6 +85,7 @@ def baseline_gain_table(
         trained, base = (frame[np.isin(image_ids(frame), shared)] for frame in (trained, base))
         a = replicate_scores(trained, n_classes, samples, seed)
         b = replicate_scores(base, n_classes, samples, seed)  # the same images and stream: the same image draws
+        fixed, broken = changed_answers(trained, base)
         for score in SCORES:
             per_seed = a.per_seed[score] - b.point(score)
             low, high = interval(a.replicates[score] - b.replicates[score], simultaneous)
@@ -90,6 +107,8 @@ def baseline_gain_table(
                     "verdict": verdict("trained", "off the shelf", low, high),
                     "n_seeds": len(a.seeds),
                     "n_images": a.n_images,
+                    "images_fixed": fixed,
+                    "images_broken": broken,
                 }
             )
     return pd.DataFrame(rows, columns=GAIN_COLUMNS)
