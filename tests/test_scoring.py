@@ -363,8 +363,9 @@ def test_gains_over_the_baseline_are_paired_on_the_same_test_images_and_reported
 
 
 def test_gains_count_the_baselines_answers_each_trained_model_fixes_and_breaks():
-    """Per trained model (seed), images the baseline got wrong and it got right, and the reverse, averaged: seed
-    42 fixes 3 and breaks 1, seed 43 fixes 1 and breaks 3, so both average 2 while the gain is 0 on average."""
+    """Per trained model (dataset and seed), images the baseline got wrong and it got right, and the reverse,
+    averaged: SAMPLE-CHILD's seed 42 fixes 3 and breaks 1, its seed 43 fixes 1 and breaks 3, KIDS' two models
+    answer as the baseline, so both average 1 over the four models, and the accuracy gain is (1 - 1) / 12."""
     from fer_age.results.gains import baseline_gain_table
 
     baseline = _predictor("FER2013", "FER2013", baseline=True, seed=-1)
@@ -377,11 +378,12 @@ def test_gains_count_the_baselines_answers_each_trained_model_fixes_and_breaks()
         _frame(baseline, "SAMPLE-CHILD", "child", true, base_pred),
         _frame(_predictor("SAMPLE-CHILD", "child", seed=42), "SAMPLE-CHILD", "child", true, first),
         _frame(_predictor("SAMPLE-CHILD", "child", seed=43), "SAMPLE-CHILD", "child", true, second),
+        *(_frame(_predictor("KIDS", "child", seed=s), "SAMPLE-CHILD", "child", true, base_pred) for s in (42, 43)),
     ]
     gains = baseline_gain_table(pd.concat(frames, ignore_index=True), AGE_GROUPS, 4, 100, 0.95, 0)
     accuracy = gains[gains["score"] == "accuracy"].iloc[0]
-    assert (accuracy.images_fixed, accuracy.images_broken, accuracy.n_seeds) == (2, 2, 2)
-    assert accuracy.gain == pytest.approx(0) and accuracy.gain_sd > 0
+    assert (accuracy.images_fixed, accuracy.images_broken, accuracy.n_seeds, accuracy.n_images) == (1, 1, 2, 12)
+    assert accuracy.gain == pytest.approx(0) and accuracy.gain_sd == pytest.approx(np.std([2 / 24, -2 / 24], ddof=1))
 
 
 def test_without_a_baseline_there_is_no_gain_to_report(predictions):
