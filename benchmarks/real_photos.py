@@ -9,7 +9,8 @@ Runs the pipeline's own commands in a scratch project (FOLDER is read, never wri
 seed a subject-disjoint split and, per variant, K trainings on it (``fer-age train``; training seeds seed, seed +
 1000, ...; K = 1: the seed draws both), and scores every model and the untrained FER2013 baseline on that seed's
 test split. Prints per variant the mean and spread over all its models of test accuracy and macro-F1 (and, with
-K > 1, each split's mean), the training time, and writes ``results.json`` in the work folder.
+K > 1, each split's mean), the training time, and writes ``results.json`` in the work folder; per model also
+its test log loss and the baseline's errors it fixes and right answers it breaks.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, f1_score, log_loss
 
 from fer_age.modeling.selection import soup_seeds
 
@@ -84,10 +85,24 @@ def fer_age(work: Path, *args: str) -> str:
     return result.stdout
 
 
-def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
+def scores(y_true: np.ndarray, probabilities: np.ndarray) -> dict:
+    """Accuracy, macro-F1 and log loss of one model's class probabilities on the test images."""
+    y_pred, classes = probabilities.argmax(axis=1), range(probabilities.shape[1])
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=range(n_classes), average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)),
+        "log_loss": float(log_loss(y_true, probabilities, labels=classes)),
+    }
+
+
+def changed_answers(y_true: np.ndarray, trained: np.ndarray, baseline: np.ndarray) -> dict:
+    """The baseline's wrong answers the trained model gets right (fixed), its right ones the model gets wrong
+    (broken), as ``results/baseline_gains.csv`` counts them, and the baseline's errors."""
+    right, was_right = trained.argmax(axis=1) == y_true, baseline.argmax(axis=1) == y_true
+    return {
+        "fixed": int((right & ~was_right).sum()),
+        "broken": int((was_right & ~right).sum()),
+        "baseline_errors": int((~was_right).sum()),
     }
 
 
@@ -109,16 +124,19 @@ def test_scores(
     os.chdir(work)
     try:
         test = load_test_splits(["REAL"], Path("data/splits"))["REAL"]
-        out = {}
+        out, probabilities = {}, {}
         if seed is None:
             seed = yaml.safe_load(Path("params.yaml").read_text())["seeds"][0]
         trained = trained_models(["REAL"], [seed])[0]
         for kind, predictor in (("trained", trained), ("baseline", baseline_predictor(labels, trained.info.img_size))):
             model = load_keras_model(predictor)
             info = predictor.info
-            probabilities = predict_probabilities(model, test.images, info.model, info.preprocessing, flip_average)
-            out[kind] = scores(test.labels, probabilities.argmax(axis=1), len(labels))
-        return out["trained"], {**out["baseline"], "n": len(test.labels)}
+            probabilities[kind] = predict_probabilities(
+                model, test.images, info.model, info.preprocessing, flip_average
+            )
+            out[kind] = scores(test.labels, probabilities[kind])
+        changed = changed_answers(test.labels, probabilities["trained"], probabilities["baseline"])
+        return {**out["trained"], **changed}, {**out["baseline"], "n": len(test.labels)}
     finally:
         os.chdir(cwd)
 
@@ -157,8 +175,10 @@ def main() -> None:
                 )
                 print(
                     f"seed {seed}, training seed {training_seed} | {name}: accuracy {trained['accuracy']:.3f}, "
-                    f"macro-F1 {trained['macro_f1']:.3f} ({seconds:.0f} s) | baseline macro-F1 "
-                    f"{baseline['macro_f1']:.3f} | {log}",
+                    f"macro-F1 {trained['macro_f1']:.3f}, log loss {trained['log_loss']:.3f} ({seconds:.0f} s) | "
+                    f"baseline macro-F1 {baseline['macro_f1']:.3f}, log loss {baseline['log_loss']:.3f} | of the "
+                    f"baseline's {trained['baseline_errors']} errors fixed {trained['fixed']}, of its right "
+                    f"answers broken {trained['broken']} | {log}",
                     flush=True,
                 )
         rows["off-the-shelf FER2013 (no training)"].append({**baseline, "seed": seed, "seconds": 0.0})

@@ -169,3 +169,17 @@ def test_real_photos_trains_several_seeds_per_split_and_summarises_over_all_mode
     summary = real_photos.summarise(runs)
     assert summary["macro_f1"] == pytest.approx((0.733333, np.std([0.8, 0.6, 0.9, 0.9, 0.5, 0.7])), abs=1e-6)
     assert summary["split_means"] == pytest.approx([0.7, 0.9, 0.6])  # each split seed's mean, in seed order
+
+
+def test_real_photos_counts_the_baselines_answers_a_model_fixes_and_breaks():
+    """Image by image against the baseline: two of its three errors fixed, one right answer broken; log loss from
+    the probabilities, lower for the model that is surer of the right classes."""
+    import real_photos
+
+    y = np.array([0, 0, 1, 1, 1])
+    baseline = np.array([[0.9, 0.1], [0.4, 0.6], [0.7, 0.3], [0.6, 0.4], [0.2, 0.8]])  # images 1, 2, 3 wrong
+    trained = np.array([[0.6, 0.4], [0.8, 0.2], [0.3, 0.7], [0.55, 0.45], [0.6, 0.4]])  # 1, 2 fixed; 4 broken
+    assert real_photos.changed_answers(y, trained, baseline) == {"fixed": 2, "broken": 1, "baseline_errors": 3}
+    ours, theirs = real_photos.scores(y, trained), real_photos.scores(y, baseline)
+    assert (ours["accuracy"], theirs["accuracy"]) == (0.6, 0.4)
+    assert ours["log_loss"] == pytest.approx(-np.mean(np.log([0.6, 0.8, 0.7, 0.45, 0.4])))
