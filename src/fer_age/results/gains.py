@@ -61,7 +61,7 @@ def changed_answers(trained: pd.DataFrame, base: pd.DataFrame) -> tuple[float, f
     (broken), counted per trained model (training dataset and seed) and averaged over them: where a gain comes
     from. Where every model predicts every image, an accuracy gain is ``(fixed - broken) / n_images``."""
     base_right = pd.Series((base["true"] == base["predicted"]).to_numpy(), index=image_ids(base))
-    was_right = base_right[~base_right.index.duplicated()].loc[image_ids(trained)].to_numpy()
+    was_right = base_right.loc[image_ids(trained)].to_numpy()  # one baseline prediction per image
     right = (trained["true"] == trained["predicted"]).to_numpy()
     changed = trained[["train_dataset", "seed"]].assign(fixed=right & ~was_right, broken=was_right & ~right)
     per_model = changed.groupby(["train_dataset", "seed"])[["fixed", "broken"]].sum()

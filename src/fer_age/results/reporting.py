@@ -134,12 +134,13 @@ def gain_lines(gains: pd.DataFrame, level: float) -> list[str]:
     for r in gains.itertuples():
         who = f"{r.train_age_group} models" if r.kind == "own_group" else f"{r.train_age_group} (mixed-age)"
         spread = f", SD over seeds {r.gain_sd * 100:.1f}" if r.n_seeds > 1 else ""
-        changed = (
-            f" ({r.images_fixed:g} of the baseline's errors fixed, {r.images_broken:g} of its right answers broken"
-            + (", per model)" if r.n_seeds > 1 else ")")
-            if r.score == "accuracy"
-            else ""
-        )
+        changed = ""
+        if r.score == "accuracy":  # fixed and broken are answers, the same for both scores
+            per_model = ", per model" if r.n_seeds > 1 else ""
+            changed = (
+                f" ({r.images_fixed:g} of the baseline's errors fixed, {r.images_broken:g} of its right answers "
+                f"broken{per_model})"
+            )
         lines.append(
             f"- {who} on {r.test_age_group} test images ({r.n_images}), {r.score}: {r.trained_value:.3f} vs "
             f"{r.baseline_value:.3f}, gain "
