@@ -3,14 +3,16 @@
 Usage:
     python benchmarks/real_photos.py --data COPY_OF/real-photos/MUXDEV --labels Disgust Happy Neutral Surprise \\
         [--seeds 42 43 44] [--training-seeds K] [--work /tmp/fer-age-bench] [--variant NAME:key=value,...] \\
-        [--flip-average]
+        [--flip-average] [--extra COPY_OF/real-photos/MUXDEV]
 
 Runs the pipeline's own commands in a scratch project (FOLDER is read, never written): crop once, then per
 seed a subject-disjoint split and, per variant, K trainings on it (``fer-age train``; training seeds seed, seed +
 1000, ...; K = 1: the seed draws both), and scores every model and the untrained FER2013 baseline on that seed's
 test split. Prints per variant the mean and spread over all its models of test accuracy and macro-F1 (and, with
 K > 1, each split's mean), the training time, and writes ``results.json`` in the work folder; per model also
-its test log loss and the baseline's errors it fixes and right answers it breaks.
+its test log loss and the baseline's errors it fixes and right answers it breaks. With ``--extra FOLDER``,
+every usable photo of FOLDER (the study's labels only) of a subject not in --data joins each training split after
+``fer-age split`` (validation and test stay --data's own): the own-group model with another dataset's faces.
 """
 
 from __future__ import annotations
@@ -23,12 +25,17 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
+import pandas as pd
 import yaml
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 
+from fer_age.contracts import USABLE, array_paths, read_crop_report
+from fer_age.faces.images import square
 from fer_age.modeling.selection import soup_seeds
 
+EXTRA = "EXTRA"  # the --extra dataset in the scratch project
 SUBJECT_PATTERN = r"^(.+?)_\d+\."  # the photo's subject in the real-photos folders: its name up to _<number>.
 DEFAULT_VARIANTS = {
     "minixception fine-tuned from fer2013": {"model": "minixception", "head": "default", "train.weights": "fer2013"},
@@ -44,12 +51,16 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, {key: yaml.safe_load(value) for key, value in pairs}
 
 
-def write_params(work: Path, labels: list[str], seed: int, settings: dict, training_seeds: int = 1) -> None:
+def write_params(
+    work: Path, labels: list[str], seed: int, settings: dict, training_seeds: int = 1, extra: bool = False
+) -> None:
     """Params for one split seed: ``training_seeds`` trainings on it, the first with the split's own seed (the seeds
-    of a soup of that many runs, so that such a soup averages exactly these models)."""
+    of a soup of that many runs, so that such a soup averages exactly these models); ``extra``: with the EXTRA
+    dataset (cropped, never split)."""
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     params.update(seed=seed, seeds=soup_seeds(seed, training_seeds), labels=labels, img_size=48)
-    params["datasets"] = {"REAL": {"raw": "REAL", "age_group": "adult", "subject_pattern": SUBJECT_PATTERN}}
+    names = ["REAL", EXTRA] if extra else ["REAL"]
+    params["datasets"] = {n: {"raw": n, "age_group": "adult", "subject_pattern": SUBJECT_PATTERN} for n in names}
     params["sample"]["datasets"] = {}
     for key, value in settings.items():
         section = params
@@ -58,6 +69,28 @@ def write_params(work: Path, labels: list[str], seed: int, settings: dict, train
             section = section[parent]
         section[leaf] = value
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def extra_training_rows(extra_report: pd.DataFrame, subjects: set[str]) -> pd.DataFrame:
+    """The crop report rows of the extra dataset that may join a training split: usable crops of the study's labels
+    (labelled) whose subject is not one of ``subjects`` (the tested dataset's, so no test face is trained on)."""
+    usable = extra_report["status"].isin(USABLE) & extra_report["label"].notna()
+    return extra_report[usable & ~extra_report["subject"].isin(subjects)]
+
+
+def add_extra_training_images(work: Path, img_size: int) -> tuple[int, int]:
+    """Append EXTRA's :func:`extra_training_rows` to REAL's training arrays (after ``fer-age split REAL``); the
+    number of images the split had and the number added."""
+    crops = work / "data" / "cropped"
+    rows = extra_training_rows(read_crop_report(crops / EXTRA), set(read_crop_report(crops / "REAL")["subject"]))
+    images = [
+        square(cv2.cvtColor(cv2.imread(str(crops / EXTRA / o)), cv2.COLOR_BGR2RGB), img_size) for o in rows.output
+    ]
+    x_path, y_path = array_paths(work / "data" / "splits" / "REAL", "train")
+    x, y = np.load(x_path), np.load(y_path)
+    np.save(x_path, np.concatenate([x, np.stack(images)]))
+    np.save(y_path, np.concatenate([y, rows["label"].to_numpy(np.int64)]))
+    return len(y), len(rows)
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -150,21 +183,28 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/fer-age-bench"))
     parser.add_argument("--variant", action="append", default=[], help="NAME:key=value,... (params keys)")
     parser.add_argument("--flip-average", action="store_true", help="score models and baseline with flips")
+    parser.add_argument("--extra", type=Path, help="a folders-layout dataset whose photos join each training split")
     args = parser.parse_args()
     variants = dict(map(parse_variant, args.variant)) or DEFAULT_VARIANTS
     work = args.work
     (work / "data" / "raw").mkdir(parents=True, exist_ok=True)
-    link = work / "data" / "raw" / "REAL"
-    if not link.exists():
-        link.symlink_to(args.data.resolve())
-    write_params(work, args.labels, args.seeds[0], {})
-    if not (work / "data" / "cropped" / "REAL" / "crop_report.csv").exists():
-        print(fer_age(work, "crop", "REAL").strip().splitlines()[-1])
+    folders = {"REAL": args.data, **({EXTRA: args.extra} if args.extra else {})}
+    write_params(work, args.labels, args.seeds[0], {}, extra=bool(args.extra))
+    for name, folder in folders.items():
+        link = work / "data" / "raw" / name
+        if not link.exists():
+            link.symlink_to(folder.resolve())
+        if not (work / "data" / "cropped" / name / "crop_report.csv").exists():
+            print(fer_age(work, "crop", name).strip().splitlines()[-1])
     rows: dict[str, list[dict]] = {"off-the-shelf FER2013 (no training)": []}
     for seed in args.seeds:
         for name, settings in variants.items():
-            write_params(work, args.labels, seed, settings, args.training_seeds)
+            write_params(work, args.labels, seed, settings, args.training_seeds, bool(args.extra))
             fer_age(work, "split", "REAL")  # the same subjects per seed; arrays at the variant's img_size
+            if args.extra:
+                img_size = yaml.safe_load((work / "params.yaml").read_text())["img_size"]
+                own, added = add_extra_training_images(work, img_size)
+                print(f"seed {seed}: {own} training images of --data and {added} of --extra", flush=True)
             for training_seed in soup_seeds(seed, args.training_seeds):
                 started = time.perf_counter()
                 log = fer_age(work, "train", "REAL", "--seed", str(training_seed)).strip().splitlines()[-1]

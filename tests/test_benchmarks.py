@@ -183,3 +183,21 @@ def test_real_photos_counts_the_baselines_answers_a_model_fixes_and_breaks():
     ours, theirs = real_photos.scores(y, trained), real_photos.scores(y, baseline)
     assert (ours["accuracy"], theirs["accuracy"]) == (0.6, 0.4)
     assert ours["log_loss"] == pytest.approx(-np.mean(np.log([0.6, 0.8, 0.7, 0.45, 0.4])))
+
+
+def test_real_photos_extra_training_images_are_usable_labelled_crops_of_other_subjects():
+    """--extra adds only faces the study can use (cropped or kept whole, of a study label) of people who are not in
+    the tested dataset, so no test subject is ever trained on."""
+    import pandas as pd
+    import real_photos
+
+    report = pd.DataFrame(
+        {
+            "subject": ["Ann", "Bob", "Bob", "Cy", "Dee", "Eve"],
+            "status": ["cropped", "cropped", "no_face_kept_full", "cropped", "excluded_emotion", "unreadable"],
+            "label": pd.array([0, 1, 0, 1, None, 0], dtype="Int64"),
+        }
+    )
+    rows = real_photos.extra_training_rows(report, {"Ann", "Zed"})
+    assert rows["subject"].tolist() == ["Bob", "Bob", "Cy"]
+    assert rows["label"].tolist() == [1, 0, 1]
